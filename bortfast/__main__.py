@@ -1,0 +1,5 @@
+import sys
+
+from bortfast.cli import main
+
+sys.exit(main())

@@ -1,0 +1,9 @@
+# Type stub for the private compiled module bortfast._core; tests/test_core_stub.py checks it matches.
+import numpy as np
+import numpy.typing as npt
+
+def param_counts(
+    archs: npt.NDArray[np.int64], vocab_size: int, max_positions: int, type_vocab_size: int, kind: str
+) -> npt.NDArray[np.int64]: ...
+def encoder_flops(archs: npt.NDArray[np.int64], batch: int, seq_len: int) -> npt.NDArray[np.int64]: ...
+def cpu_has_avx2_fma() -> bool: ...

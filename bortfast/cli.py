@@ -1,0 +1,47 @@
+"""The ``bortfast`` command line. Each subcommand lives in its feature module, imported only when used, which
+defines ``add_cli_arguments(parser)`` and ``run_cli(args) -> int``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Modules are imported lazily so `bortfast --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "space": ("bortfast.space_cli", "list a search space's architectures with parameters and FLOPs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bortfast import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="bortfast", description="Optimal sub-architecture extraction for BERT (Bort), fast on CPU."
+    )
+    parser.add_argument("--version", action="version", version=f"bortfast {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_cli_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run_cli(args) or 0)
+    except (ValueError, OSError, TypeError) as err:
+        print(f"bortfast {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bortfast {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

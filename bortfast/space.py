@@ -1,0 +1,314 @@
+"""Architectures and search spaces: the tuple xi = <D, A, H, I> of the Bort paper (de Wynter & Perry 2020, §2).
+
+An :class:`Arch` is one BERT encoder shape; a :class:`SearchSpace` enumerates the valid ones from value lists.
+The exact parameter count and forward FLOPs come from the C++ cost model (``bortfast._core``); the plain-Python
+functions :func:`param_count_reference` and :func:`encoder_flops_reference` are the references the tests and
+benchmarks compare it with.
+
+Parameter count (BertModel, token-type embeddings, no pooler)::
+
+    p = (V + S + T) * H + 2H + D * (4H^2 + 2HI + 9H + I)
+
+plus ``H^2 + H`` for the pooler, or ``H^2 + 3H + V`` for BertForMaskedLM's head (transform dense + LayerNorm +
+decoder bias; the decoder weight is tied to the word embeddings).
+
+FLOPs of one encoder forward for B sequences of L tokens (a multiply-add is 2 FLOPs; matmuls only)::
+
+    flops = D * (2*B*L*(4H^2 + 2HI) + 4*B*L^2*H)
+
+i.e. the Q, K, V and attention-output projections, the two FFN matmuls, and the attention scores Q K^T and
+context P V (2*B*L^2*H each, summed over heads). Bias adds, softmax, LayerNorm and GELU are not counted.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from bortfast import _core
+
+ModelKind = Literal["encoder", "encoder+pooler", "masked-lm"]
+
+BERT_VOCAB_SIZE = 30522
+BERT_MAX_POSITIONS = 512
+BERT_TYPE_VOCAB = 2
+
+
+@dataclass(frozen=True, order=True)
+class Arch:
+    """One BERT encoder shape. Hashable, ordered, validated on construction."""
+
+    layers: int  # D: number of encoder layers
+    heads: int  # A: attention heads per layer
+    hidden: int  # H: hidden size (must be divisible by heads)
+    intermediate: int  # I: feed-forward inner size
+    vocab_size: int = BERT_VOCAB_SIZE  # V: fixed by the teacher's tokenizer
+    max_positions: int = BERT_MAX_POSITIONS  # S: position-embedding table size
+    type_vocab_size: int = BERT_TYPE_VOCAB  # token-type (segment) table size
+
+    def __post_init__(self) -> None:
+        for name in ("layers", "heads", "hidden", "intermediate", "vocab_size", "max_positions",
+                     "type_vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"Arch.{name} must be an int, got {value!r} ({type(value).__name__})")
+            if value <= 0:
+                raise ValueError(f"Arch.{name} must be positive, got {value}")
+            object.__setattr__(self, name, int(value))
+        if self.hidden % self.heads != 0:
+            raise ValueError(
+                f"Arch hidden={self.hidden} is not divisible by heads={self.heads} "
+                f"(hidden % heads = {self.hidden % self.heads})"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def tuple(self) -> tuple[int, int, int, int]:
+        """``(layers, heads, hidden, intermediate)``."""
+        return (self.layers, self.heads, self.hidden, self.intermediate)
+
+    def __str__(self) -> str:
+        return f"<{self.layers}, {self.heads}, {self.hidden}, {self.intermediate}>"
+
+    @classmethod
+    def parse(cls, text: str, **kwargs: int) -> Arch:
+        """Parse ``"D,A,H,I"`` (commas or x), e.g. ``Arch.parse("4,8,1024,768")``."""
+        parts = text.replace("x", ",").replace("<", "").replace(">", "").split(",")
+        try:
+            values = [int(p.strip()) for p in parts]
+        except ValueError:
+            raise ValueError(f"architecture must be 'layers,heads,hidden,intermediate', got {text!r}") from None
+        if len(values) != 4:
+            raise ValueError(f"architecture must have 4 integers (layers,heads,hidden,intermediate), got {text!r}")
+        return cls(*values, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: Any) -> Arch:
+        """The architecture of a ``transformers`` BERT-style config (or its ``to_dict()``)."""
+        get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+        missing = [k for k in ("num_hidden_layers", "num_attention_heads", "hidden_size", "intermediate_size",
+                               "vocab_size") if get(k) is None]
+        if missing:
+            raise ValueError(f"config is not a BERT-style encoder config: missing {missing}")
+        return cls(
+            layers=get("num_hidden_layers"),
+            heads=get("num_attention_heads"),
+            hidden=get("hidden_size"),
+            intermediate=get("intermediate_size"),
+            vocab_size=get("vocab_size"),
+            max_positions=get("max_position_embeddings", BERT_MAX_POSITIONS),
+            type_vocab_size=get("type_vocab_size", BERT_TYPE_VOCAB) or 1,
+        )
+
+    def to_bert_config(self, **overrides: Any) -> Any:
+        """A ``transformers.BertConfig`` with this shape (extra keyword arguments override fields)."""
+        from transformers import BertConfig
+
+        kwargs: dict[str, Any] = dict(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden,
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.heads,
+            intermediate_size=self.intermediate,
+            max_position_embeddings=self.max_positions,
+            type_vocab_size=self.type_vocab_size,
+        )
+        kwargs.update(overrides)
+        return BertConfig(**kwargs)
+
+    def param_count(self, kind: ModelKind = "encoder+pooler") -> int:
+        """Exact trainable parameters of the matching ``transformers`` model (C++ cost model)."""
+        return int(param_counts([self], kind)[0])
+
+    def flops(self, batch: int = 1, seq_len: int = 128) -> int:
+        """FLOPs of one encoder forward (see the module docstring for the formula)."""
+        return int(encoder_flops([self], batch, seq_len)[0])
+
+
+def _archs_array(archs: Iterable[Arch] | np.ndarray) -> np.ndarray:
+    if isinstance(archs, np.ndarray):
+        return archs
+    return np.array([a.tuple for a in archs], dtype=np.int64).reshape(-1, 4)
+
+
+def _shared_vocab(archs: Sequence[Arch]) -> tuple[int, int, int]:
+    keys = {(a.vocab_size, a.max_positions, a.type_vocab_size) for a in archs}
+    if len(keys) > 1:
+        raise ValueError(f"architectures disagree on (vocab_size, max_positions, type_vocab_size): {sorted(keys)}")
+    return keys.pop() if keys else (BERT_VOCAB_SIZE, BERT_MAX_POSITIONS, BERT_TYPE_VOCAB)
+
+
+def param_counts(
+    archs: Sequence[Arch] | np.ndarray,
+    kind: ModelKind = "encoder+pooler",
+    *,
+    vocab_size: int | None = None,
+    max_positions: int | None = None,
+    type_vocab_size: int | None = None,
+) -> np.ndarray:
+    """Exact parameter counts (int64) for many architectures at once, computed in C++.
+
+    ``archs`` is a sequence of :class:`Arch` (sharing vocabulary sizes) or an int64 ``(n, 4)`` array of
+    ``(layers, heads, hidden, intermediate)``, in which case the vocabulary sizes default to BERT's.
+    """
+    if isinstance(archs, np.ndarray):
+        v, s, t = BERT_VOCAB_SIZE, BERT_MAX_POSITIONS, BERT_TYPE_VOCAB
+    else:
+        archs = list(archs)
+        v, s, t = _shared_vocab(archs)
+    return _core.param_counts(
+        _archs_array(archs),
+        vocab_size if vocab_size is not None else v,
+        max_positions if max_positions is not None else s,
+        type_vocab_size if type_vocab_size is not None else t,
+        kind,
+    )
+
+
+def encoder_flops(archs: Sequence[Arch] | np.ndarray, batch: int = 1, seq_len: int = 128) -> np.ndarray:
+    """Encoder-forward FLOPs (int64) for many architectures at once, computed in C++."""
+    return _core.encoder_flops(_archs_array(archs), int(batch), int(seq_len))
+
+
+def param_count_reference(
+    layers: int, heads: int, hidden: int, intermediate: int, vocab_size: int = BERT_VOCAB_SIZE,
+    max_positions: int = BERT_MAX_POSITIONS, type_vocab_size: int = BERT_TYPE_VOCAB,
+    kind: ModelKind = "encoder+pooler",
+) -> int:
+    """Plain-Python reference of the parameter count (same formula as the C++ core)."""
+    D, H, I = layers, hidden, intermediate  # noqa: E741
+    p = (vocab_size + max_positions + type_vocab_size) * H + 2 * H + D * (4 * H * H + 2 * H * I + 9 * H + I)
+    if kind == "encoder+pooler":
+        p += H * H + H
+    elif kind == "masked-lm":
+        p += H * H + 3 * H + vocab_size
+    elif kind != "encoder":
+        raise ValueError(f"kind must be 'encoder', 'encoder+pooler' or 'masked-lm', got {kind!r}")
+    return p
+
+
+def encoder_flops_reference(layers: int, heads: int, hidden: int, intermediate: int, batch: int,
+                            seq_len: int) -> int:
+    """Plain-Python reference of the encoder FLOPs (same formula as the C++ core)."""
+    del heads  # the total does not depend on how H is split across heads
+    tokens = batch * seq_len
+    return layers * (2 * tokens * (4 * hidden**2 + 2 * hidden * intermediate) + 4 * tokens * seq_len * hidden)
+
+
+def _unique_sorted(values: Iterable[int], name: str) -> tuple[int, ...]:
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError(f"SearchSpace.{name} must hold positive ints, got {v!r}")
+        out.append(int(v))
+    if not out:
+        raise ValueError(f"SearchSpace.{name} is empty")
+    return tuple(sorted(set(out)))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The finite set Xi of valid architectures: the product of the value lists, keeping hidden % heads == 0."""
+
+    layers: tuple[int, ...]
+    heads: tuple[int, ...]
+    hidden: tuple[int, ...]
+    intermediate: tuple[int, ...]
+    vocab_size: int = BERT_VOCAB_SIZE
+    max_positions: int = BERT_MAX_POSITIONS
+    type_vocab_size: int = BERT_TYPE_VOCAB
+    name: str = field(default="custom", compare=False)
+
+    def __post_init__(self) -> None:
+        for dim in ("layers", "heads", "hidden", "intermediate"):
+            object.__setattr__(self, dim, _unique_sorted(getattr(self, dim), dim))
+        if not self.archs():
+            raise ValueError(
+                f"SearchSpace has no valid architecture: no hidden in {self.hidden} is divisible by a head count "
+                f"in {self.heads}"
+            )
+
+    def archs(self) -> list[Arch]:
+        """Every valid architecture, in (layers, heads, hidden, intermediate) order."""
+        return list(self)
+
+    def __iter__(self) -> Iterator[Arch]:
+        for d, a, h, i in itertools.product(self.layers, self.heads, self.hidden, self.intermediate):
+            if h % a == 0:
+                yield Arch(d, a, h, i, self.vocab_size, self.max_positions, self.type_vocab_size)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def as_array(self) -> np.ndarray:
+        """int64 ``(n, 4)`` array of (layers, heads, hidden, intermediate), same order as :meth:`archs`."""
+        return _archs_array(self.archs())
+
+    @property
+    def maximum(self) -> Arch:
+        """The maximum point: the largest value of every dimension (the teacher, for :meth:`below`)."""
+        return Arch(max(self.layers), max(self.heads), max(self.hidden), max(self.intermediate),
+                    self.vocab_size, self.max_positions, self.type_vocab_size)
+
+    @classmethod
+    def bert_paper(cls) -> SearchSpace:
+        """The published Bort search space: 300 valid architectures (de Wynter & Perry 2020, §3)."""
+        return cls(
+            layers=(2, 4, 6, 8, 10, 12),
+            heads=(4, 8, 12, 16),
+            hidden=(512, 768, 1024),
+            intermediate=(256, 512, 768, 1024, 3072),
+            name="bert-paper",
+        )
+
+    @classmethod
+    def below(cls, teacher_config: Any) -> SearchSpace:
+        """Sub-architectures of a ``transformers`` BERT-style config; its maximum point is the teacher.
+
+        Layers take 1/6 ... 6/6 of the teacher's depth, heads 1/4 ... 4/4 of its heads, hidden sizes
+        1/4 ... 4/4 of its width (rounded to a multiple of 8, then kept only where divisible by the heads),
+        intermediate sizes 1/8, 1/4, 1/2, 3/4 and 1 of its FFN width. Vocabulary and positions are the teacher's.
+        """
+        t = Arch.from_config(teacher_config)
+
+        def scaled(value: int, fractions: Sequence[float], multiple: int = 1) -> set[int]:
+            out = {max(multiple, int(round(value * f / multiple)) * multiple) for f in fractions}
+            out.add(value)
+            return out
+
+        hidden = scaled(t.hidden, (0.25, 0.5, 0.75, 1.0), multiple=8 if t.hidden % 8 == 0 else 1)
+        return cls(
+            layers=tuple(scaled(t.layers, [k / 6 for k in range(1, 7)])),
+            heads=tuple(scaled(t.heads, (0.25, 0.5, 0.75, 1.0))),
+            hidden=tuple(hidden),
+            intermediate=tuple(scaled(t.intermediate, (0.125, 0.25, 0.5, 0.75, 1.0))),
+            vocab_size=t.vocab_size,
+            max_positions=t.max_positions,
+            type_vocab_size=t.type_vocab_size,
+            name="below-teacher",
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> SearchSpace:
+        if name == "bert-paper":
+            return cls.bert_paper()
+        raise ValueError(f"unknown search-space preset {name!r}; known: 'bert-paper'")
+
+    def table(self, batch: int = 1, seq_len: int = 128, kind: ModelKind = "encoder+pooler") -> list[dict]:
+        """One row per architecture: shape, parameters and FLOPs (computed in C++ for the whole space)."""
+        archs = self.archs()
+        arr = _archs_array(archs)
+        params = _core.param_counts(arr, self.vocab_size, self.max_positions, self.type_vocab_size, kind)
+        flops = _core.encoder_flops(arr, int(batch), int(seq_len))
+        return [
+            {"layers": a.layers, "heads": a.heads, "hidden": a.hidden, "intermediate": a.intermediate,
+             "params": int(p), "flops": int(f)}
+            for a, p, f in zip(archs, params, flops)
+        ]
