@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the repository; BORTFAST_SHARED_DATA overrides it (e.g. for a git worktree elsewhere).
+SHARED_DATA = Path(os.environ.get("BORTFAST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
