@@ -3,6 +3,7 @@
 The compiled module ``bortfast._core`` is private; this package re-exports the public surface.
 """
 
+from bortfast.selection import approx_pareto_front, interval_pivots, pareto_front, w_coefficients
 from bortfast.space import (
     Arch,
     SearchSpace,
@@ -18,4 +19,8 @@ __all__ = [
     "encoder_flops",
     "param_counts",
     "__version__",
+    "approx_pareto_front",
+    "interval_pivots",
+    "pareto_front",
+    "w_coefficients",
 ]
