@@ -15,3 +15,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _run_outside_the_source_tree(tmp_path, monkeypatch):
+    """Run every test (and the subprocesses it starts) from a temp dir, so `python -m bortfast` and torchrun
+    import the installed package with its compiled _core, not the bare source tree of the repository root."""
+    monkeypatch.chdir(tmp_path)
