@@ -986,7 +986,7 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         done = step + 1
         tokens_since += inputs.numel() * world
         for k, v in zip(sums, (loss, mlm, kd)):
-            sums[k] += float(v)
+            sums[k] += v.item()
         n_sum += 1
         bar.update(1)
         if done % config.log_every == 0 or done == config.steps:
