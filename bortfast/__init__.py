@@ -13,11 +13,35 @@ from bortfast.space import (
 
 __version__ = "0.1.0"
 
+# Distillation (torch/transformers) is imported on first use so `import bortfast` stays light. The function
+# `distill` is not re-exported: the name `bortfast.distill` is the submodule (from bortfast.distill import distill).
+_LAZY = {
+    "DistillConfig": "bortfast.distill",
+    "build_student": "bortfast.distill",
+    "load_corpus": "bortfast.distill",
+    "load_teacher": "bortfast.distill",
+    "short_train_error": "bortfast.distill",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bortfast' has no attribute {name!r}")
+
+
 __all__ = [
     "Arch",
+    "DistillConfig",
     "SearchSpace",
+    "build_student",
     "encoder_flops",
+    "load_corpus",
+    "load_teacher",
     "param_counts",
+    "short_train_error",
     "__version__",
     "approx_pareto_front",
     "interval_pivots",
