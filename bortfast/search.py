@@ -326,8 +326,8 @@ def run_algorithm1(
     front = [trained[j] for j in selection.pareto_front(points)]
     approx = ([trained[j] for j in selection.approx_pareto_front(points, pareto_delta)]
               if (points > 0).all() else None)
-    run_settings = {"eps": int(eps), "thetas": thetas, "eps_small": eps_small, "pareto_delta": pareto_delta,
-                    "world_size": world_size}
+    # world_size is deliberately not recorded: the result does not depend on how many ranks computed it.
+    run_settings = {"eps": int(eps), "thetas": thetas, "eps_small": eps_small, "pareto_delta": pareto_delta}
     run_settings.update(settings or {})
     return SearchResult(
         settings=run_settings,
@@ -399,7 +399,7 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike) -> None:
     ax.set_xlabel("parameters p̂")
     ax.set_ylabel("FLOPs" if result.latency_unit == "flops" else f"latency î ({result.latency_unit})")
     ax.set_title(f"Algorithm 1: ε = {result.settings.get('eps')}, {result.trainings} trainings")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -549,7 +549,7 @@ def extract(
     for name, values in (("params", p_all), ("latency", i_all)):
         bad = np.flatnonzero(~np.isfinite(values.astype(np.float64)))
         if bad.size:
-            raise ValueError(f"{name} of {all_archs[bad[0]]} is {values[bad[0]]!r}; it must be finite")
+            raise ValueError(f"{name} of {all_archs[bad[0]]} is {float(values[bad[0]])!r}; it must be finite")
 
     settings = {
         "teacher": str(getattr(t, "name", teacher)),
@@ -592,7 +592,6 @@ def extract(
         gather=_all_gather if world > 1 else None, eps_small=cfg.eps_small, pareto_delta=cfg.pareto_delta,
         latency_unit=unit, progress=cfg.progress and rank == 0, settings=settings,
     )
-    result.settings["world_size"] = 1  # the result does not depend on how many ranks computed it
     if rank == 0 and out_dir is not None:
         write_outputs(result, out_dir)
     return result
