@@ -3,6 +3,8 @@
 The compiled module ``bortfast._core`` is private; this package re-exports the public surface.
 """
 
+# Loads the OpenBLAS library that bortfast._core links, so it must come before anything imports _core.
+from bortfast import _openblas  # noqa: F401  # isort: skip
 from bortfast.space import (
     Arch,
     SearchSpace,
