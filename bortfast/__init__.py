@@ -3,6 +3,11 @@
 The compiled module ``bortfast._core`` is private; this package re-exports the public surface.
 """
 
+# Loads the OpenBLAS library that bortfast._core links, so it must come before anything imports _core.
+from bortfast import _openblas  # noqa: F401  # isort: skip
+from bortfast.kernel import EncoderKernel
+from bortfast.profile import LatencyStats, measure_latency, profile_space
+from bortfast.search import SearchConfig, SearchResult, extract, run_algorithm1
 from bortfast.selection import approx_pareto_front, interval_pivots, pareto_front, w_coefficients
 from bortfast.space import (
     Arch,
@@ -35,6 +40,10 @@ def __getattr__(name: str):
 __all__ = [
     "Arch",
     "DistillConfig",
+    "EncoderKernel",
+    "LatencyStats",
+    "measure_latency",
+    "profile_space",
     "SearchSpace",
     "build_student",
     "encoder_flops",
@@ -43,6 +52,10 @@ __all__ = [
     "param_counts",
     "short_train_error",
     "__version__",
+    "SearchConfig",
+    "SearchResult",
+    "extract",
+    "run_algorithm1",
     "approx_pareto_front",
     "interval_pivots",
     "pareto_front",

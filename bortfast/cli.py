@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("bortfast.space_cli", "list a search space's architectures with parameters and FLOPs"),
     "search": ("bortfast.search_cli", "Algorithm 1: find the optimal sub-architecture of a teacher (FPTAS)"),
+    "profile": ("bortfast.profile", "measure encoder latency (the fused C++ kernel) over a search space"),
 }
 
 

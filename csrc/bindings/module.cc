@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "bortfast C++ core (private; use the bortfast package)";
   register_cost_model(m);
   register_selection(m);
+  register_encoder(m);
 }
