@@ -426,7 +426,8 @@ def latencies(archs: Sequence[Arch], proxy: LatencyProxy, *, batch: int, seq_len
         except ImportError as err:
             raise ValueError(f"latency='kernel' needs bortfast.profile (the fused encoder kernel): {err}; "
                              f"use latency='flops'") from None
-        ms = profile_space(list(archs), batch=batch, seq_len=seq_len, threads=threads, cache_dir=cache_dir)
+        ms = profile_space(list(archs), batch=batch, seq_len=seq_len, threads=threads, cache_dir=cache_dir,
+                           progress=False)
         return np.asarray(ms, dtype=np.float64), "ms"
     raise ValueError(f"latency must be 'kernel' or 'flops', got {proxy!r}")
 
@@ -447,6 +448,14 @@ def _all_gather(obj: dict) -> list[dict]:
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, obj)
     return parts
+
+
+def _broadcast(*objs: Any) -> list[Any]:
+    import torch.distributed as dist
+
+    box = list(objs)
+    dist.broadcast_object_list(box, src=0)
+    return box
 
 
 def _barrier() -> None:
@@ -544,8 +553,13 @@ def extract(
     p_all = param_counts(all_archs, cfg.param_kind)
     f_all = encoder_flops(all_archs, cfg.batch, cfg.seq_len)
     cache = Path(out_dir) / "latency-cache" if out_dir is not None else None
-    i_all, unit = latencies(all_archs, cfg.latency, batch=cfg.batch, seq_len=cfg.seq_len, threads=cfg.threads,
-                            cache_dir=cache)
+    if rank == 0:
+        i_all, unit = latencies(all_archs, cfg.latency, batch=cfg.batch, seq_len=cfg.seq_len, threads=cfg.threads,
+                                cache_dir=cache)
+    if world > 1:
+        # Measured latencies differ from process to process: rank 0 measures (alone, so the ranks do not slow
+        # each other's timings down) and every rank uses its numbers.
+        i_all, unit = _broadcast(i_all if rank == 0 else None, unit if rank == 0 else None)
     for name, values in (("params", p_all), ("latency", i_all)):
         bad = np.flatnonzero(~np.isfinite(values.astype(np.float64)))
         if bad.size:

@@ -176,3 +176,17 @@ def test_extract_resume_refusal_and_overwrite(tiny_teacher_dir, tiny_corpus_file
         extract(tiny_teacher_dir, tiny_corpus_file, **kw, seed=1)
     again = extract(tiny_teacher_dir, tiny_corpus_file, **kw, seed=1, overwrite=True)
     assert len(calls) == 34 and again.settings["seed"] == 1
+
+
+def test_extract_with_kernel_latency_reuses_the_profile_cache(tiny_teacher_dir, tiny_corpus_file, tmp_path):
+    from bortfast.distill import load_teacher
+
+    teacher = load_teacher(tiny_teacher_dir)
+    archs = [a for a in SearchSpace.below(teacher.config) if a.layers == 1 and a.intermediate == 18]
+    kw = dict(eps=2, steps=1, latency="kernel", seq_len=32, error_fn=fake_error, out_dir=tmp_path)
+    first = extract(teacher, tiny_corpus_file, archs, **kw)
+    assert first.latency_unit == "ms" and first.teacher_latency > 0
+    assert all(c.latency > 0 for c in first.candidates)
+    assert any((tmp_path / "latency-cache").iterdir())
+    # the re-run reads the measured latencies from the cache, so the result is identical
+    assert extract(teacher, tiny_corpus_file, archs, **kw) == first
