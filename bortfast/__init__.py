@@ -3,6 +3,12 @@
 The compiled module ``bortfast._core`` is private; this package re-exports the public surface.
 """
 
+# Loads the OpenBLAS library that bortfast._core links, so it must come before anything imports _core.
+from bortfast import _openblas  # noqa: F401  # isort: skip
+from bortfast.kernel import EncoderKernel
+from bortfast.profile import LatencyStats, measure_latency, profile_space
+from bortfast.search import SearchConfig, SearchResult, extract, run_algorithm1
+from bortfast.selection import approx_pareto_front, interval_pivots, pareto_front, w_coefficients
 from bortfast.space import (
     Arch,
     SearchSpace,
@@ -12,10 +18,46 @@ from bortfast.space import (
 
 __version__ = "0.1.0"
 
+# Distillation (torch/transformers) is imported on first use so `import bortfast` stays light. The function
+# `distill` is not re-exported: the name `bortfast.distill` is the submodule (from bortfast.distill import distill).
+_LAZY = {
+    "DistillConfig": "bortfast.distill",
+    "build_student": "bortfast.distill",
+    "load_corpus": "bortfast.distill",
+    "load_teacher": "bortfast.distill",
+    "short_train_error": "bortfast.distill",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bortfast' has no attribute {name!r}")
+
+
 __all__ = [
     "Arch",
+    "DistillConfig",
+    "EncoderKernel",
+    "LatencyStats",
+    "measure_latency",
+    "profile_space",
     "SearchSpace",
+    "build_student",
     "encoder_flops",
+    "load_corpus",
+    "load_teacher",
     "param_counts",
+    "short_train_error",
     "__version__",
+    "SearchConfig",
+    "SearchResult",
+    "extract",
+    "run_algorithm1",
+    "approx_pareto_front",
+    "interval_pivots",
+    "pareto_front",
+    "w_coefficients",
 ]

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Modules are imported lazily so `bortfast --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("bortfast.space_cli", "list a search space's architectures with parameters and FLOPs"),
+    "search": ("bortfast.search_cli", "Algorithm 1: find the optimal sub-architecture of a teacher (FPTAS)"),
+    "profile": ("bortfast.profile", "measure encoder latency (the fused C++ kernel) over a search space"),
 }
 
 

@@ -7,4 +7,6 @@
 PYBIND11_MODULE(_core, m) {
   m.doc() = "bortfast C++ core (private; use the bortfast package)";
   register_cost_model(m);
+  register_selection(m);
+  register_encoder(m);
 }

@@ -1,0 +1,232 @@
+"""Measured CPU latency of encoder architectures: the inference-cost proxy i-hat of the Bort paper
+(de Wynter & Perry 2020, §2 and §3: wall-clock latency on CPU of each candidate xi).
+
+Each architecture runs through the fused C++ encoder kernel (:mod:`bortfast.kernel`) with random weights --
+allocated once per architecture, no torch model is built -- on a random (B, L, H) input. Results are cached on disk
+as JSON keyed by (architecture, batch, seq_len, threads, CPU model), written atomically after every architecture,
+so an interrupted profile resumes where it stopped and a cache never mixes machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bortfast._io import write_json
+from bortfast.kernel import EncoderKernel, _check_threads
+from bortfast.space import Arch, SearchSpace
+
+DEFAULT_REPEATS = 7  # timed forward passes per architecture (the median is reported)
+DEFAULT_WARMUP = 1  # untimed passes first (page-faults the scratch buffers, warms caches and the thread pool)
+CACHE_FILE = "latency-cache.json"
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Wall-clock latency of one encoder forward pass, over ``repeats`` timed runs."""
+
+    median_ms: float  # median over the timed runs: the i-hat value
+    min_ms: float
+    max_ms: float
+    repeats: int  # timed runs
+    batch: int  # B sequences per forward
+    seq_len: int  # L tokens per sequence
+    threads: int  # kernel threads
+
+
+def cpu_model() -> str:
+    """The CPU's model name (first 'model name' of /proc/cpuinfo; platform.processor() elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _check_positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return int(value)
+
+
+def _check_non_negative(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def _time_kernel(kernel: EncoderKernel, batch: int, seq_len: int, threads: int, repeats: int,
+                 warmup: int) -> LatencyStats:
+    rng = np.random.default_rng(0)
+    hidden = rng.standard_normal((batch, seq_len, kernel.arch.hidden), dtype=np.float32)  # (B, L, H)
+    mask = np.ones((batch, seq_len), dtype=np.float32)  # (B, L), no padding
+    for _ in range(warmup):
+        kernel.forward(hidden, mask, threads)
+    times = np.empty(repeats)
+    for r in range(repeats):
+        start = time.perf_counter()
+        kernel.forward(hidden, mask, threads)
+        times[r] = (time.perf_counter() - start) * 1e3
+    return LatencyStats(float(np.median(times)), float(times.min()), float(times.max()), repeats, batch, seq_len,
+                        threads)
+
+
+def measure_latency(arch: Arch, batch: int = 1, seq_len: int = 128, threads: int | None = None,
+                    repeats: int = DEFAULT_REPEATS, warmup: int = DEFAULT_WARMUP, *, seed: int = 0) -> LatencyStats:
+    """Latency of one encoder forward of ``arch`` on (batch, seq_len) tokens with the fused C++ kernel
+    (random weights from ``seed``; ``threads`` defaults to the CPUs this process may use)."""
+    if not isinstance(arch, Arch):
+        raise TypeError(f"arch must be a bortfast.Arch, got {type(arch).__name__}")
+    batch = _check_positive("batch", batch)
+    seq_len = _check_positive("seq_len", seq_len)
+    repeats = _check_positive("repeats", repeats)
+    warmup = _check_non_negative("warmup", warmup)
+    threads = _check_threads(threads)
+    kernel = EncoderKernel.random(arch, seed=seed)
+    return _time_kernel(kernel, batch, seq_len, threads, repeats, warmup)
+
+
+def _as_archs(archs: Iterable[Arch] | SearchSpace | np.ndarray) -> list[Arch]:
+    if isinstance(archs, np.ndarray):
+        if archs.ndim != 2 or archs.shape[1] != 4:
+            raise ValueError(f"archs array must have shape (n, 4), got {archs.shape}")
+        return [Arch(*map(int, row)) for row in archs]
+    out = list(archs)
+    for a in out:
+        if not isinstance(a, Arch):
+            raise TypeError(f"archs must contain bortfast.Arch values, got {type(a).__name__}")
+    return out
+
+
+def cache_key(arch: Arch, batch: int, seq_len: int, threads: int, cpu: str) -> str:
+    return f"{arch.layers},{arch.heads},{arch.hidden},{arch.intermediate}|B={batch}|L={seq_len}|T={threads}|{cpu}"
+
+
+def _read_cache(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"latency cache {path} is not valid JSON ({err}); delete it to re-measure") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+        raise ValueError(f"latency cache {path} has no 'entries' mapping; delete it to re-measure")
+    return data["entries"]
+
+
+def profile_stats(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: int = 1, seq_len: int = 128,
+                  threads: int | None = None, repeats: int = DEFAULT_REPEATS, warmup: int = DEFAULT_WARMUP,
+                  cache_dir: str | Path | None = None, progress: bool = True) -> list[LatencyStats]:
+    """:class:`LatencyStats` for every architecture, in order (see :func:`profile_space`)."""
+    arch_list = _as_archs(archs)
+    batch = _check_positive("batch", batch)
+    seq_len = _check_positive("seq_len", seq_len)
+    repeats = _check_positive("repeats", repeats)
+    warmup = _check_non_negative("warmup", warmup)
+    threads = _check_threads(threads)
+    cpu = cpu_model()
+    cache_path = Path(cache_dir) / CACHE_FILE if cache_dir is not None else None
+    entries = _read_cache(cache_path) if cache_path is not None else {}
+    results: dict[Arch, LatencyStats] = {}
+    for a in arch_list:
+        hit = entries.get(cache_key(a, batch, seq_len, threads, cpu))
+        if hit is not None:
+            results[a] = LatencyStats(**hit)
+    todo = list(dict.fromkeys(a for a in arch_list if a not in results))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(todo, desc=f"latency B={batch} L={seq_len} T={threads}", unit="arch", disable=not progress)
+    for a in bar:
+        bar.set_postfix_str(str(a))
+        kernel = EncoderKernel.random(a, seed=0)  # weights allocated once per architecture
+        results[a] = _time_kernel(kernel, batch, seq_len, threads, repeats, warmup)
+        del kernel
+        if cache_path is not None:
+            # Merge with whatever another process wrote meanwhile, then replace the file atomically.
+            entries = _read_cache(cache_path)
+            entries[cache_key(a, batch, seq_len, threads, cpu)] = asdict(results[a])
+            write_json(cache_path, {"cpu": cpu, "entries": entries})
+    return [results[a] for a in arch_list]
+
+
+def profile_space(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: int = 1, seq_len: int = 128,
+                  threads: int | None = None, repeats: int = DEFAULT_REPEATS, warmup: int = DEFAULT_WARMUP,
+                  cache_dir: str | Path | None = None, progress: bool = True) -> np.ndarray:
+    """Median latency in ms (float64 array, one per architecture, same order) of the fused kernel for every
+    architecture. With ``cache_dir``, measured values are reused across calls and processes (keyed by
+    architecture, batch, seq_len, threads and CPU model) and saved after every architecture."""
+    stats = profile_stats(archs, batch=batch, seq_len=seq_len, threads=threads, repeats=repeats, warmup=warmup,
+                          cache_dir=cache_dir, progress=progress)
+    return np.array([s.median_ms for s in stats], dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", choices=["bert-paper"], help="a published search space")
+    src.add_argument("--arch", action="append", metavar="D,A,H,I", help="one architecture (repeatable)")
+    parser.add_argument("--batch", type=int, default=1, help="sequences per forward (default 1)")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
+    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: CPUs available)")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
+                        help=f"timed runs per architecture (default {DEFAULT_REPEATS})")
+    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
+                        help=f"untimed runs first (default {DEFAULT_WARMUP})")
+    parser.add_argument("--cache-dir", default=None, help="reuse/save measurements here (JSON cache)")
+    parser.add_argument("--out", default=None, help="write the results as JSON here (default: stdout)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from bortfast import _core
+
+    if args.preset:
+        space_name, archs = args.preset, SearchSpace.preset(args.preset).archs()
+    else:
+        space_name, archs = "custom", [Arch.parse(text) for text in args.arch]
+    start = time.perf_counter()
+    stats = profile_stats(archs, batch=args.batch, seq_len=args.seq_len, threads=args.threads,
+                          repeats=args.repeats, warmup=args.warmup, cache_dir=args.cache_dir,
+                          progress=not args.no_progress)
+    elapsed = time.perf_counter() - start
+    flops = [a.flops(args.batch, args.seq_len) for a in archs]
+    result = {
+        "space": space_name,
+        "batch": args.batch,
+        "seq_len": args.seq_len,
+        "threads": stats[0].threads,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "cpu": cpu_model(),
+        "blas": _core.blas_info(),
+        "elapsed_s": elapsed,
+        "archs": [
+            {"layers": a.layers, "heads": a.heads, "hidden": a.hidden, "intermediate": a.intermediate,
+             "median_ms": s.median_ms, "min_ms": s.min_ms, "max_ms": s.max_ms, "flops": f,
+             "gflops_per_s": f / (s.median_ms * 1e6)}
+            for a, s, f in zip(archs, stats, flops)
+        ],
+    }
+    if args.out:
+        write_json(args.out, result)
+        print(f"{len(archs)} architectures profiled in {elapsed:.1f} s -> {args.out}", file=sys.stderr)
+    else:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+    return 0

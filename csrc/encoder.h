@@ -1,0 +1,97 @@
+// Fused CPU forward pass of a BERT encoder stack <D, A, H, I> (Bort paper §2, the latency proxy i-hat; DESIGN.md
+// §5). Post-LayerNorm layout as in transformers' BertLayer, GELU (erf), float32.
+//
+// Per layer, for X of shape (M = B*L, H):
+//   QKV = X Wqkv^T + bqkv                          (M, 3H)   one GEMM for the three projections
+//   P   = softmax(Q_h K_h^T / sqrt(d) + mask)      (L, L)    per (batch, head), scale folded into the GEMM
+//   C   = P V_h                                    (M, H)
+//   X1  = LayerNorm(C Wo^T + bo + X)               (M, H)    bias+residual fused into the GEMM epilogue
+//   F   = GELU(X1 Wi^T + bi)                       (M, I)    bias+GELU fused into the GEMM epilogue
+//   X   = LayerNorm(F Wout^T + bout + X1)          (M, H)
+// GEMMs go to single-threaded OpenBLAS (scipy-openblas32) called from bortfast's own thread pool, each thread
+// owning a block of output columns (or rows) and applying the epilogue while its block is still in cache.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+namespace bortfast {
+
+struct EncoderShape {
+  int64_t layers;        // D
+  int64_t heads;         // A
+  int64_t hidden;        // H (divisible by A)
+  int64_t intermediate;  // I
+};
+
+// Names of the per-layer tensors, in the order set_layer() takes them (transformers' BertLayer, torch layout:
+// a Linear's weight is (out_features, in_features)).
+enum class LayerTensor : int {
+  kQueryWeight = 0,   // (H, H)
+  kQueryBias,         // (H,)
+  kKeyWeight,         // (H, H)
+  kKeyBias,           // (H,)
+  kValueWeight,       // (H, H)
+  kValueBias,         // (H,)
+  kAttnOutWeight,     // (H, H)
+  kAttnOutBias,       // (H,)
+  kAttnNormWeight,    // (H,)
+  kAttnNormBias,      // (H,)
+  kInterWeight,       // (I, H)
+  kInterBias,         // (I,)
+  kOutWeight,         // (H, I)
+  kOutBias,           // (H,)
+  kOutNormWeight,     // (H,)
+  kOutNormBias,       // (H,)
+  kCount
+};
+
+// Expected (rows, cols) of a layer tensor; cols == 0 for a vector.
+void layer_tensor_shape(const EncoderShape& shape, LayerTensor t, int64_t* rows, int64_t* cols);
+const char* layer_tensor_name(LayerTensor t);
+
+class Encoder {
+ public:
+  // Throws std::invalid_argument for non-positive sizes, hidden % heads != 0 or eps <= 0.
+  Encoder(EncoderShape shape, float layer_norm_eps);
+
+  const EncoderShape& shape() const { return shape_; }
+  float layer_norm_eps() const { return eps_; }
+
+  // Copy one tensor of layer `layer` (numel must match layer_tensor_shape); throws std::out_of_range /
+  // std::invalid_argument on a bad layer index or size.
+  void set_tensor(int64_t layer, LayerTensor t, const float* data, int64_t numel);
+
+  // Fill every weight like transformers' BertModel init (normal-ish, std 0.02; biases 0, LayerNorm 1/0), from a
+  // fast deterministic generator (uniform with the same std: the latency does not depend on the distribution).
+  void init_random(uint64_t seed, float std = 0.02f);
+
+  // out = encoder(hidden) for hidden (B, L, H) and mask (B, L) (1 = attend, 0 = padding), both row-major.
+  // `out` may alias `hidden`. threads >= 1. Throws std::invalid_argument on bad sizes. Thread-safe (calls on
+  // one Encoder are serialised).
+  void forward(const float* hidden, const float* mask, int64_t batch, int64_t seq_len, float* out,
+               int threads) const;
+
+ private:
+  struct Layer {
+    std::vector<float> qkv_w, qkv_b;          // (3H, H), (3H,)
+    std::vector<float> attn_out_w, attn_out_b; // (H, H), (H,)
+    std::vector<float> ln1_g, ln1_b;           // (H,)
+    std::vector<float> inter_w, inter_b;       // (I, H), (I,)
+    std::vector<float> out_w, out_b;           // (H, I), (H,)
+    std::vector<float> ln2_g, ln2_b;           // (H,)
+  };
+
+  EncoderShape shape_;
+  float eps_;
+  std::vector<Layer> layers_;
+  // Scratch reused across calls (grown on demand); guarded by mutex_.
+  mutable std::mutex mutex_;
+  mutable std::vector<float> qkv_, ctx_, x1_, inter_, mask_bias_, scores_;
+};
+
+// Number of threads the machine offers (std::thread::hardware_concurrency, at least 1).
+int default_threads();
+
+}  // namespace bortfast
