@@ -991,7 +991,11 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         bar.update(1)
         if done % config.log_every == 0 or done == config.steps:
             now = time.perf_counter()
-            rec = {"event": "train", "step": done, **{k: v / n_sum for k, v in sums.items()},
+            if distributed:  # log the mean over ranks, not rank 0's share
+                reduced = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
+                dist.all_reduce(reduced)
+                sums = dict(zip(sums, (reduced / world).tolist()))
+            rec = {"event": "train", "step": done, "world_size": world, **{k: v / n_sum for k, v in sums.items()},
                    "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens_since / max(now - t_last, 1e-9)}
             if is_main:
                 append_jsonl(metrics_path, rec)
