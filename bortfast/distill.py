@@ -414,15 +414,15 @@ def _trainable_module(student: Any, teacher: Teacher, *, seed: int) -> Any:
                     torch.manual_seed(seed + 7919)
                     self.projection = nn.Linear(h_s, h_t)
 
-        def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-            want_hidden = teacher.kind == "hidden"
-            out = self.student(input_ids=input_ids, output_hidden_states=want_hidden)
+        def forward(self, input_ids: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            # The MLM head runs on the masked positions only: the loss needs nothing else, and the vocabulary
+            # projection is most of a small model's cost (the head is position-wise, so this is exact).
+            seq = self.student.bert(input_ids=input_ids).last_hidden_state  # (B, L, H_s)
+            logits = self.student.cls(seq[masked])  # (N, V)
             hidden = None
-            if want_hidden:
-                hidden = out.hidden_states[-1]  # (B, L, H_s)
-                if self.projection is not None:
-                    hidden = self.projection(hidden)  # (B, L, H_t)
-            return out.logits, hidden  # (B, L, V), (B, L, H_t) | None
+            if teacher.kind == "hidden":
+                hidden = seq if self.projection is None else self.projection(seq)  # (B, L, H_t)
+            return logits, hidden
 
     return StudentWithProjection()
 
@@ -444,16 +444,22 @@ def distillation_loss(
     weights: LossWeights,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, mlm, kd): total = α·MLM + β·KD with KD = τ²·KL(teacher ‖ student) over masked positions (MLM
-    teacher) or the hidden-state distance over all positions (hidden teacher)."""
+    teacher) or the hidden-state distance over all positions (hidden teacher).
+
+    ``labels`` is (B, L) with -100 at unmasked positions. Logits are either (B, L, V) or already gathered at the
+    masked positions, (N, V) in the row-major order of ``labels != -100``; ``teacher_out`` is the teacher's logits
+    in the same layout (MLM teacher) or its last hidden states (B, L, H_t) (hidden teacher).
+    """
     import torch.nn.functional as F
 
     masked = labels != -100  # (B, L)
-    zs = student_logits[masked].float()  # (N, V)
-    mlm = F.cross_entropy(zs, labels[masked]) if zs.numel() else student_logits.sum() * 0.0
+    zs = (student_logits[masked] if student_logits.dim() == 3 else student_logits).float()  # (N, V)
+    target = labels[masked]  # (N,)
+    mlm = F.cross_entropy(zs, target) if len(target) else zs.sum() * 0.0
     if kind == "mlm":
         tau = weights.temperature
-        zt = teacher_out[masked].float()  # (N, V)
-        if zs.numel():
+        zt = (teacher_out[masked] if teacher_out.dim() == 3 else teacher_out).float()  # (N, V)
+        if len(target):
             kd = F.kl_div(F.log_softmax(zs / tau, dim=-1), F.log_softmax(zt / tau, dim=-1), log_target=True,
                           reduction="batchmean") * tau * tau
         else:
@@ -467,13 +473,20 @@ def distillation_loss(
     return weights.alpha * mlm + weights.beta * kd, mlm, kd
 
 
-def teacher_targets(teacher: Teacher, input_ids: torch.Tensor) -> torch.Tensor:
-    """The teacher's logits (B, L, V) for an MLM teacher, or last hidden states (B, L, H_t) otherwise."""
+def teacher_targets(teacher: Teacher, input_ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits at the masked positions (N, V) for an MLM teacher, or its last hidden states
+    (B, L, H_t) otherwise."""
     import torch
 
+    model = teacher.model
     with torch.no_grad():
-        out = teacher.model(input_ids=input_ids)
-    return out.logits if teacher.kind == "mlm" else out.last_hidden_state
+        if teacher.kind == "hidden":
+            return model(input_ids=input_ids).last_hidden_state
+        base = getattr(model, model.base_model_prefix, None)
+        head = next((getattr(model, a) for a in ("cls", "lm_head") if hasattr(model, a)), None)
+        if base is not None and head is not None:  # BERT / RoBERTa layout: run the head on masked positions only
+            return head(base(input_ids=input_ids).last_hidden_state[masked])
+        return model(input_ids=input_ids).logits[masked]
 
 
 # --------------------------------------------------------------------------------------------------------- data
@@ -548,13 +561,13 @@ def evaluate(
                 inputs, labels = masker(blocks, seed=_derived_seed(seed, 0xE7A1, b))
                 inputs, labels = inputs.to(device), labels.to(device)
                 with _autocast(device, autocast_dtype):
-                    t_out = teacher_targets(teacher, inputs)
-                    logits, hidden = module(inputs)
+                    sel = labels != -100
+                    t_out = teacher_targets(teacher, inputs, sel)
+                    logits, hidden = module(inputs, sel)
                 loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
                 for k, v in zip(totals, (loss, mlm, kd)):
                     totals[k] += float(v)
-                sel = labels != -100
-                correct += int((logits.argmax(-1)[sel] == labels[sel]).sum())
+                correct += int((logits.argmax(-1) == labels[sel]).sum())
                 masked += int(sel.sum())
     finally:
         module.train(was_training)
@@ -616,8 +629,9 @@ def short_train_error(
             for step in range(steps):
                 rows = batch_indices(len(corpus.train), batch_size, step, seed=seed)
                 inputs, labels = masker(corpus.train[rows], seed=_derived_seed(seed, step, 0))
-                t_out = teacher_targets(teacher, inputs)
-                logits, hidden = module(inputs)
+                sel = labels != -100
+                t_out = teacher_targets(teacher, inputs, sel)
+                logits, hidden = module(inputs, sel)
                 loss, _, _ = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -973,8 +987,9 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         inputs, labels = masker(corpus.train[rows], seed=_derived_seed(config.seed, step, rank))
         inputs, labels = inputs.to(device), labels.to(device)
         with _autocast(device, autocast_dtype):
-            t_out = teacher_targets(teacher, inputs)
-            logits, hidden = model(inputs)
+            sel = labels != -100
+            t_out = teacher_targets(teacher, inputs, sel)
+            logits, hidden = model(inputs, sel)
         loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss is {float(loss)} at step {step}; lower lr={config.lr}")
