@@ -1,7 +1,8 @@
 """Training-step cost of Bort <4, 8, 1024, 768> vs BERT-large <24, 16, 1024, 4096> (Bort paper §4: pretraining
 the extracted architecture is much cheaper than BERT-large's).
 
-One step = the student's forward (BertForMaskedLM, vocabulary 30522), the MLM loss on 15 % masked positions,
+One step = the student's forward (BertForMaskedLM, vocabulary 30522; the MLM head on the masked positions only,
+as in the trainer), the MLM loss on 15 % masked positions,
 backward, gradient clipping and AdamW (no decay on biases/LayerNorm), as in bortfast.distill. The teacher's
 forward is not included: it is the same for both students. Same batch for both shapes.
 
@@ -39,9 +40,12 @@ def _make_step(arch: Arch):
     labels = torch.where(torch.rand(BATCH, SEQ, generator=gen) < 0.15, input_ids, torch.full_like(input_ids, -100))
     labels[:, 1] = input_ids[:, 1]  # at least one masked position per row
 
+    masked = labels != -100  # (B, L)
+
     def step() -> float:
-        logits = model(input_ids=input_ids).logits  # (B, L, V)
-        loss, _, _ = distillation_loss(logits, None, logits, labels, "mlm", MLM_ONLY)
+        # as bortfast.distill's trainer: the MLM head runs on the masked positions only
+        logits = model.cls(model.bert(input_ids=input_ids).last_hidden_state[masked])  # (N, V)
+        loss, _, _ = distillation_loss(logits, None, logits.detach(), labels, "mlm", MLM_ONLY)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

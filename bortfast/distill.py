@@ -438,7 +438,7 @@ class LossWeights:
 def distillation_loss(
     student_logits: torch.Tensor,
     student_hidden: torch.Tensor | None,
-    teacher_out: torch.Tensor,
+    teacher_out: torch.Tensor | None,
     labels: torch.Tensor,
     kind: TeacherKind,
     weights: LossWeights,
@@ -448,7 +448,8 @@ def distillation_loss(
 
     ``labels`` is (B, L) with -100 at unmasked positions. Logits are either (B, L, V) or already gathered at the
     masked positions, (N, V) in the row-major order of ``labels != -100``; ``teacher_out`` is the teacher's logits
-    in the same layout (MLM teacher) or its last hidden states (B, L, H_t) (hidden teacher).
+    in the same layout (MLM teacher) or its last hidden states (B, L, H_t) (hidden teacher), or None when
+    ``weights.beta == 0`` (plain MLM).
     """
     import torch.nn.functional as F
 
@@ -456,7 +457,11 @@ def distillation_loss(
     zs = (student_logits[masked] if student_logits.dim() == 3 else student_logits).float()  # (N, V)
     target = labels[masked]  # (N,)
     mlm = F.cross_entropy(zs, target) if len(target) else zs.sum() * 0.0
-    if kind == "mlm":
+    if teacher_out is None:  # plain MLM pretraining (beta = 0): the teacher is not run at all
+        if weights.beta:
+            raise ValueError(f"distillation_loss: beta={weights.beta} needs the teacher's outputs")
+        kd = zs.sum() * 0.0
+    elif kind == "mlm":
         tau = weights.temperature
         zt = (teacher_out[masked] if teacher_out.dim() == 3 else teacher_out).float()  # (N, V)
         if len(target):
@@ -630,7 +635,7 @@ def short_train_error(
                 rows = batch_indices(len(corpus.train), batch_size, step, seed=seed)
                 inputs, labels = masker(corpus.train[rows], seed=_derived_seed(seed, step, 0))
                 sel = labels != -100
-                t_out = teacher_targets(teacher, inputs, sel)
+                t_out = teacher_targets(teacher, inputs, sel) if weights.beta else None
                 logits, hidden = module(inputs, sel)
                 loss, _, _ = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
                 optimizer.zero_grad(set_to_none=True)
@@ -672,7 +677,8 @@ class DistillConfig:
     log_every: int = 10  # metrics.jsonl period in steps
     checkpoint_every: int = 100  # checkpoint period in steps (0 = only at the end)
     keep_last: int = 2  # checkpoints kept
-    seed: int = 0
+    seed: int = 0  # initialisation, data order, masking, dropout
+    data_seed: int = 0  # train/held-out split and held-out masks: fixed across `seed`s so runs compare fairly
     bf16: bool = False  # bfloat16 autocast
     device: str = "auto"  # "auto" (cuda:LOCAL_RANK if available, else cpu), "cpu", "cuda"
     resume: bool = True  # continue from the newest checkpoint in out_dir when there is one
@@ -860,7 +866,8 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         raise ValueError(f"seq_len={config.seq_len} exceeds what teacher {config.teacher!r} can take "
                          f"(max {teacher.max_seq_len} positions)")
     corpus = load_corpus(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
-                         heldout_fraction=config.heldout_fraction, seed=config.seed, max_blocks=config.max_blocks)
+                         heldout_fraction=config.heldout_fraction, seed=config.data_seed,
+                         max_blocks=config.max_blocks)
     fingerprints = {"arch": list(arch.tuple), "vocab_size": arch.vocab_size, "teacher_vocab": teacher.vocab_fingerprint,
                     "teacher_kind": teacher.kind, "seq_len": config.seq_len, "corpus": corpus.fingerprint,
                     "teacher_hidden": teacher.arch.hidden}
@@ -968,7 +975,7 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
                                     "resumed_from": str(resume_dir) if resume_dir else None})
 
     def run_eval(step: int) -> dict:
-        res = evaluate(module, teacher, corpus.heldout, masker, seed=config.seed,
+        res = evaluate(module, teacher, corpus.heldout, masker, seed=config.data_seed,
                        batch_size=config.heldout_batch_size, max_batches=config.eval_batches, weights=weights,
                        device=device, autocast_dtype=autocast_dtype)
         rec = {"event": "eval", "step": step, "heldout_loss": res["loss"], "heldout_mlm_loss": res["mlm_loss"],
@@ -988,7 +995,7 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         inputs, labels = inputs.to(device), labels.to(device)
         with _autocast(device, autocast_dtype):
             sel = labels != -100
-            t_out = teacher_targets(teacher, inputs, sel)
+            t_out = teacher_targets(teacher, inputs, sel) if weights.beta else None
             logits, hidden = model(inputs, sel)
         loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
         if not torch.isfinite(loss):
