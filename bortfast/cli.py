@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Modules are imported lazily so `bortfast --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("bortfast.space_cli", "list a search space's architectures with parameters and FLOPs"),
+    "export": ("bortfast.export", "export a BERT checkpoint to ONNX (fused for ONNX Runtime, optional INT8)"),
 }
 
 
