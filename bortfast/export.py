@@ -262,6 +262,7 @@ def to_onnx(
             "output": output_name,
             "model_class": class_name,
             "max_positions": str(config.max_position_embeddings),
+            "vocab_size": str(config.vocab_size),
             "type_vocab_size": str(config.type_vocab_size),
             "arch": json.dumps([layers, heads, hidden, intermediate]),
             "quantize": quantize or "none",
