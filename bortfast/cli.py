@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("bortfast.space_cli", "list a search space's architectures with parameters and FLOPs"),
     "export": ("bortfast.export", "export a BERT checkpoint to ONNX (fused for ONNX Runtime, optional INT8)"),
+    "bench": ("bortfast.bench", "CPU speed-up of the deployed student (ONNX Runtime) over PyTorch BERT-base/large"),
 }
 
 

@@ -37,7 +37,7 @@ def make_model(path: Path, cls=BertModel, *, hidden=32, heads=4, layers=2, inter
 
 @pytest.fixture(scope="module")
 def tokenizer(shared_data) -> BertTokenizerFast:
-    return BertTokenizerFast(vocab_file=str(shared_data / "vocab" / "bert-base-uncased" / "vocab.txt"))
+    return BertTokenizerFast.from_pretrained(shared_data / "vocab" / "bert-base-uncased")
 
 
 def torch_outputs(model_dir: Path, cls, inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -35,7 +35,7 @@ def _save(path: Path, cls, tokenizer, **extra) -> Path:
 
 @pytest.fixture(scope="module")
 def tokenizer(shared_data) -> BertTokenizerFast:
-    return BertTokenizerFast(vocab_file=str(shared_data / "vocab" / "bert-base-uncased" / "vocab.txt"))
+    return BertTokenizerFast.from_pretrained(shared_data / "vocab" / "bert-base-uncased")
 
 
 @pytest.fixture(scope="module")
