@@ -18,14 +18,18 @@ from bortfast.space import (
 
 __version__ = "0.1.0"
 
-# Distillation (torch/transformers) is imported on first use so `import bortfast` stays light. The function
-# `distill` is not re-exported: the name `bortfast.distill` is the submodule (from bortfast.distill import distill).
+# Heavy names (torch / transformers / onnxruntime behind them) load on first use so `import bortfast` stays light.
+# The function `distill` is not re-exported: the name `bortfast.distill` is the submodule.
 _LAZY = {
     "DistillConfig": "bortfast.distill",
     "build_student": "bortfast.distill",
     "load_corpus": "bortfast.distill",
     "load_teacher": "bortfast.distill",
     "short_train_error": "bortfast.distill",
+    "to_onnx": "bortfast.export",
+    "ExportReport": "bortfast.export",
+    "Encoder": "bortfast.runtime",
+    "Classifier": "bortfast.runtime",
 }
 
 
@@ -60,4 +64,8 @@ __all__ = [
     "interval_pivots",
     "pareto_front",
     "w_coefficients",
+    "to_onnx",
+    "ExportReport",
+    "Encoder",
+    "Classifier",
 ]

@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("bortfast.search_cli", "Algorithm 1: find the optimal sub-architecture of a teacher (FPTAS)"),
     "profile": ("bortfast.profile", "measure encoder latency (the fused C++ kernel) over a search space"),
     "distill": ("bortfast.distill_cli", "pretrain a student architecture by knowledge distillation from a teacher"),
+    "export": ("bortfast.export", "export a BERT checkpoint to ONNX (fused for ONNX Runtime, optional INT8)"),
+    "bench": ("bortfast.bench", "CPU speed-up of the deployed student (ONNX Runtime) over PyTorch BERT-base/large"),
 }
 
 

@@ -1,0 +1,76 @@
+"""bortfast.bench: the speed-up harness end to end on tiny models (timings are not asserted here: see
+benchmarks/test_cpu_speedup.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+from bortfast.bench import SpeedupConfig, read_sentences_tsv, run_speedup
+from bortfast.cli import main
+
+
+def _classifier(path: Path, tokenizer, layers: int, hidden: int, heads: int) -> Path:
+    torch.manual_seed(layers)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_attention_heads=heads,
+                        num_hidden_layers=layers, intermediate_size=2 * hidden, max_position_embeddings=64)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory, shared_data):
+    root = tmp_path_factory.mktemp("bench")
+    tok = BertTokenizerFast.from_pretrained(shared_data / "vocab" / "bert-base-uncased")
+    return {"student": _classifier(root / "student", tok, 1, 32, 4),
+            "teacher": _classifier(root / "teacher", tok, 3, 48, 4), "root": root,
+            "sst2": shared_data / "glue" / "SST-2" / "dev.tsv"}
+
+
+def test_run_speedup_on_tiny_student_and_teacher(dirs, tmp_path):
+    sentences = read_sentences_tsv(dirs["sst2"], limit=40)
+    assert len(sentences) == 40 and all(isinstance(s, str) and s for s in sentences)
+    result = run_speedup(out_dir=str(tmp_path), student_dir=str(dirs["student"]), teacher_dir=str(dirs["teacher"]),
+                         include_large=False, sentences=sentences, batch_sizes=(1, 2), seq_len=16, threads=1,
+                         rounds=2, e2e_batch_size=8, progress=False)
+    saved = json.loads((tmp_path / "speedup.json").read_text())
+    assert (tmp_path / "speedup.png").read_bytes()[:4] == b"\x89PNG"
+    assert saved["archs"] == {"student": [1, 4, 32, 64], "teacher": [3, 4, 48, 96], "large": None}
+    # 3 ORT engines + torch base, 2 batch sizes, 2 timed rounds each
+    assert len(saved["fixed"]) == 8 and all(len(r["times_ms"]) == 2 for r in saved["fixed"])
+    assert all(e["fusion_complete"] for e in saved["exports"].values())
+    flops = saved["flops"]["encoder_formula"]
+    assert flops["ratio"] == pytest.approx(flops["teacher"] / flops["student"])
+    assert saved["flops"]["full_model_counted"]["teacher"] > flops["teacher"]  # + classifier head, pooler
+    # end to end: the deployed classifier predicts like the torch teacher would with its own weights
+    assert [r["sentences"] for r in saved["e2e"]] == [40, 40, 40]
+    fp32_preds, int8_preds = saved["e2e"][1]["predictions"], saved["e2e"][2]["predictions"]
+    assert len(fp32_preds) == 40 and sum(a == b for a, b in zip(fp32_preds, int8_preds)) >= 36
+    assert set(saved["targets"]) == {"int8_vs_torch_base_b1", "int8_vs_torch_large_b1", "fp32_vs_torch_base_b1",
+                                     "same_engine_vs_flop_ratio"}
+    assert saved["targets"]["int8_vs_torch_large_b1"]["measured"] is None
+    assert result["speedups"].keys() == saved["speedups"].keys()
+
+
+def test_bench_cli_and_bad_input(dirs, tmp_path, capsys):
+    assert main(["bench", "--out", str(tmp_path), "--student", str(dirs["student"]), "--teacher",
+                 str(dirs["teacher"]), "--no-large", "--batch-sizes", "1", "--seq-len", "8", "--threads", "1",
+                 "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "same engine b1" in out and "target fp32_vs_torch_base_b1" in out
+    assert json.loads((tmp_path / "speedup.json").read_text())["e2e"] == []
+    assert main(["bench", "--out", str(tmp_path), "--batch-sizes", "1,x"]) == 2
+    assert "--batch-sizes must be comma-separated ints" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="rounds must be a positive int"):
+        SpeedupConfig(out_dir=str(tmp_path), rounds=0)
+    with pytest.raises(ValueError, match="empty list"):
+        SpeedupConfig(out_dir=str(tmp_path), sentences=[])
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tlabel\nhello\t1\n")
+    with pytest.raises(ValueError, match="no 'sentence' column"):
+        read_sentences_tsv(bad)
