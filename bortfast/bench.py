@@ -256,7 +256,7 @@ def run_speedup(config: SpeedupConfig | None = None, **kwargs: Any) -> dict[str,
         fixed: list[Case] = []
         for batch in cfg.batch_sizes:
             vocab = min(student_arch.vocab_size, teacher_arch.vocab_size)
-            feed = {"input_ids": rng.integers(1000, vocab, (batch, cfg.seq_len)).astype(np.int64),
+            feed = {"input_ids": rng.integers(min(1000, vocab // 2), vocab, (batch, cfg.seq_len)).astype(np.int64),
                     "attention_mask": np.ones((batch, cfg.seq_len), dtype=np.int64),
                     "token_type_ids": np.zeros((batch, cfg.seq_len), dtype=np.int64)}
             tfeed = {k: torch.from_numpy(v) for k, v in feed.items()}

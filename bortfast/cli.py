@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "distill": ("bortfast.distill_cli", "pretrain a student architecture by knowledge distillation from a teacher"),
     "export": ("bortfast.export", "export a BERT checkpoint to ONNX (fused for ONNX Runtime, optional INT8)"),
     "bench": ("bortfast.bench", "CPU speed-up of the deployed student (ONNX Runtime) over PyTorch BERT-base/large"),
+    "run": ("bortfast.pipeline_cli", "the whole pipeline: search, distil, (fine-tune), export, benchmark, report"),
+    "demo": ("bortfast.demo_cli", "the whole pipeline on the embedded default teacher and corpus (offline)"),
 }
 
 

@@ -1,0 +1,435 @@
+"""The whole Bort pipeline in one resumable run: search → distil ξ* → (fine-tune) → export → benchmark → report.
+
+This is DESIGN.md §2 end to end (the Bort paper's §3-§5 in order). Each stage writes its outputs into the run
+directory and is recorded in ``pipeline.json`` only when it has finished, so re-running the same command skips
+finished stages; a stage interrupted half-way resumes through its own mechanism (the search journal, the
+distillation checkpoints). A failure is reported with the stage's name and leaves earlier stages' outputs intact.
+
+``bortfast demo`` is :func:`run` on the embedded default: the all-MiniLM-L6-v2 encoder that the ``demo`` extra
+installs (an encoder-only teacher, so hidden-state distillation) and a corpus of the installed Python standard
+library's docstrings (:mod:`bortfast.corpus`); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bortfast._io import atomic_open, write_json
+
+STATE_NAME = "pipeline.json"
+STAGES = ("corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary")
+
+
+class StageError(RuntimeError):
+    """A pipeline stage failed; the message names the stage and the run directory to re-run in."""
+
+
+@dataclass
+class RunConfig:
+    """Settings of :func:`run` (also the options of ``bortfast run``)."""
+
+    teacher: str  # local transformers directory or hub id
+    out_dir: str  # the report directory
+    corpus: list[str] = field(default_factory=list)  # text files / dirs / hf: names; empty = embedded stdlib corpus
+    space: str = "below-teacher"  # "below-teacher" or "bert-paper"
+    eps: int = 16  # ε of Algorithm 1: one trained pivot every eps architectures (by parameter count)
+    steps: int = 10  # short-training steps per pivot
+    lrs: tuple[float, ...] = (1e-3,)  # Θ: learning rates of the short trainings
+    latency: str = "kernel"  # î proxy: "kernel" (measured C++ latency) or "flops"
+    seq_len: int = 128  # tokens per training block and latency shape
+    search_batch_size: int = 8  # sequences per short-training step
+    max_blocks: int | None = 2000  # corpus blocks used (None: all)
+    distill_steps: int = 300  # optimiser steps of the final distillation
+    distill_batch_size: int = 16
+    distill_lr: float = 5e-4
+    task: str | None = None  # optional fine-tuning task (e.g. "sst2")
+    task_data: str | None = None  # its data directory
+    finetune_epochs: int = 1
+    finetune_max_train: int | None = 2000  # training examples used (None: all)
+    bench_rounds: int = 5  # interleaved timing rounds
+    bench_sentences: int = 256  # held-out sentences for the end-to-end timing and the quality check
+    threads: int = 2
+    seed: int = 0
+    overwrite: bool = False  # start again in an out_dir that holds another run
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.corpus = [os.fspath(c) for c in ([self.corpus] if isinstance(self.corpus, (str, os.PathLike))
+                                              else self.corpus)]
+        self.teacher, self.out_dir = os.fspath(self.teacher), os.fspath(self.out_dir)
+        self.lrs = tuple(float(x) for x in self.lrs)
+        if self.space not in ("below-teacher", "bert-paper"):
+            raise ValueError(f"space must be 'below-teacher' or 'bert-paper', got {self.space!r}")
+        if self.latency not in ("kernel", "flops"):
+            raise ValueError(f"latency must be 'kernel' or 'flops', got {self.latency!r}")
+        for name in ("eps", "steps", "seq_len", "search_batch_size", "distill_steps", "distill_batch_size",
+                     "finetune_epochs", "bench_rounds", "bench_sentences", "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"RunConfig.{name} must be a positive int, got {value!r}")
+        if not self.lrs or any(not lr > 0 for lr in self.lrs):
+            raise ValueError(f"RunConfig.lrs must be positive learning rates, got {self.lrs!r}")
+        if (self.task is None) != (self.task_data is None):
+            raise ValueError(f"--task and --task-data go together (got task={self.task!r}, "
+                             f"task_data={self.task_data!r})")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define the run's results (a re-run must match them to resume)."""
+        d = dataclasses.asdict(self)
+        for key in ("overwrite", "progress", "out_dir"):
+            d.pop(key)
+        d["lrs"] = list(d["lrs"])
+        return d
+
+
+def _log(cfg: RunConfig, msg: str) -> None:
+    if cfg.progress:
+        print(f"[bortfast run] {msg}", flush=True)
+
+
+def _copytree_atomic(src: Path, dst: Path) -> None:
+    """Copy a directory into place via a temp sibling and a rename, so ``dst`` is never half-written."""
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
+class _State:
+    """``pipeline.json``: the run's identity and each finished stage's outputs."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.path = Path(cfg.out_dir) / STATE_NAME
+        identity = json.loads(json.dumps(cfg.identity()))
+        if self.path.exists() and not cfg.overwrite:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{self.path} is corrupt ({err}); re-run with --overwrite to start again") from None
+            if data.get("config") != identity:
+                changed = sorted(k for k in set(identity) | set(data.get("config", {}))
+                                 if identity.get(k) != data.get("config", {}).get(k))
+                raise FileExistsError(
+                    f"{cfg.out_dir} holds a run with other settings (differs in {changed}); use another --out or "
+                    f"--overwrite to discard it")
+            self.data = data
+        else:
+            if cfg.overwrite and Path(cfg.out_dir).exists():
+                shutil.rmtree(cfg.out_dir)
+            elif Path(cfg.out_dir).exists() and any(Path(cfg.out_dir).iterdir()):
+                raise FileExistsError(f"{cfg.out_dir} exists and is not a bortfast run directory; use another "
+                                      f"--out or --overwrite")
+            self.data = {"config": identity, "stages": {}}
+            self.save()
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+    def done(self, stage: str) -> dict | None:
+        return self.data["stages"].get(stage)
+
+    def finish(self, stage: str, outputs: dict, seconds: float) -> None:
+        self.data["stages"][stage] = {"outputs": outputs, "seconds": round(seconds, 2)}
+        self.save()
+
+
+# ------------------------------------------------------------------------------------------------------ stages
+def _stage_corpus(cfg: RunConfig, out: Path, st: dict) -> dict:
+    if cfg.corpus:
+        for path in cfg.corpus:
+            if not path.startswith("hf:") and not Path(path).exists():
+                raise FileNotFoundError(f"corpus path {path!r} does not exist")
+        return {"paths": list(cfg.corpus), "description": f"user corpus: {', '.join(cfg.corpus)}"}
+    from bortfast.corpus import write_stdlib_corpus
+
+    path = out / "corpus" / "stdlib_docstrings.txt"
+    info = write_stdlib_corpus(path)
+    return {"paths": [str(path)], "description": f"embedded default: {info['source']}, "
+            f"{info['paragraphs']} paragraphs, {info['characters']} characters", **info}
+
+
+def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
+    from bortfast.search import extract
+
+    search_dir = out / "search"
+    result = extract(
+        cfg.teacher, st["corpus"]["paths"], cfg.space, out_dir=search_dir, eps=cfg.eps, steps=cfg.steps,
+        thetas=tuple({"lr": lr} for lr in cfg.lrs), latency=cfg.latency, seq_len=cfg.seq_len,
+        train_batch_size=cfg.search_batch_size, threads=cfg.threads, seed=cfg.seed, max_blocks=cfg.max_blocks,
+        progress=cfg.progress,
+    )
+    for name in ("search.json", "pareto.png"):
+        shutil.copyfile(search_dir / name, out / f".{name}.tmp")
+        os.replace(out / f".{name}.tmp", out / name)
+    best = result.candidates[result.best]
+    return {"arch": ",".join(str(v) for v in result.best_arch.tuple), "params": best.params,
+            "latency": best.latency, "latency_unit": result.latency_unit, "error": best.error, "W": best.w,
+            "theta": result.best_theta, "trainings": result.trainings}
+
+
+def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
+    from bortfast.distill import DistillConfig, distill
+
+    dcfg = DistillConfig(
+        teacher=cfg.teacher, corpus=st["corpus"]["paths"], arch=st["search"]["arch"], out_dir=str(out / "distill"),
+        steps=cfg.distill_steps, batch_size=cfg.distill_batch_size, seq_len=cfg.seq_len, lr=cfg.distill_lr,
+        max_blocks=cfg.max_blocks, seed=cfg.seed, eval_every=max(1, cfg.distill_steps // 4),
+        checkpoint_every=max(1, cfg.distill_steps // 4), progress=cfg.progress,
+    )
+    final = distill(dcfg)
+    _copytree_atomic(final, out / "student")
+    return {"student_dir": str(out / "student"), "arch": st["search"]["arch"]}
+
+
+def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
+    if cfg.task is None:
+        return {"skipped": True}
+    from bortfast.finetune import FinetuneConfig, finetune
+
+    result = finetune(FinetuneConfig(model=str(out / "student"), task=cfg.task, data=cfg.task_data,
+                                     out_dir=str(out / "finetuned"), epochs=cfg.finetune_epochs,
+                                     max_train_examples=cfg.finetune_max_train, seed=cfg.seed))
+    return {"skipped": False, "task": cfg.task, "result": result}
+
+
+def _save_encoder(model: Any, tokenizer: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
+    from transformers import AutoTokenizer, BertModel
+
+    from bortfast.distill import load_teacher
+    from bortfast.export import to_onnx
+
+    # The deployed artefact is the student's encoder (BertModel): the MLM head is only for pretraining.
+    work = out / "work"
+    student_encoder = work / "student_encoder"
+    _save_encoder(BertModel.from_pretrained(out / "student", add_pooling_layer=False),
+                  AutoTokenizer.from_pretrained(out / "student"), student_encoder)
+    teacher = load_teacher(cfg.teacher)
+    teacher_encoder = work / "teacher_encoder"
+    _save_encoder(teacher.model.base_model, teacher.tokenizer, teacher_encoder)
+    reports = {
+        "fp32": to_onnx(student_encoder, out / "model.onnx"),
+        "int8": to_onnx(student_encoder, out / "model.int8.onnx", quantize="int8"),
+    }
+    return {"student_encoder": str(student_encoder), "teacher_encoder": str(teacher_encoder),
+            **{k: dataclasses.asdict(r) for k, r in reports.items()}}
+
+
+def _heldout_sentences(cfg: RunConfig, st: dict) -> list[str]:
+    """Held-out text for timing and quality: the last paragraphs of the corpus files (the distillation's held-out
+    split is the tail of the packed corpus too), at most ``bench_sentences`` of them."""
+    lines: list[str] = []
+    for path in st["corpus"]["paths"]:
+        p = Path(path)
+        files = sorted(p.rglob("*.txt")) if p.is_dir() else [p]
+        for f in files:
+            lines.extend(line.strip() for line in f.read_text(encoding="utf-8", errors="replace").splitlines()
+                         if len(line.split()) >= 5)
+    if not lines:
+        raise ValueError("the corpus has no line of 5 or more words to evaluate on")
+    return lines[-cfg.bench_sentences:]
+
+
+def _stage_bench(cfg: RunConfig, out: Path, st: dict) -> dict:
+    from bortfast.bench import SpeedupConfig, run_speedup
+
+    result = run_speedup(SpeedupConfig(
+        out_dir=str(out), student_dir=st["export"]["student_encoder"], teacher_dir=st["export"]["teacher_encoder"],
+        include_large=False, sentences=_heldout_sentences(cfg, st), threads=cfg.threads, rounds=cfg.bench_rounds,
+        seq_len=cfg.seq_len, seed=cfg.seed, work_dir=str(out / "work" / "bench"), progress=cfg.progress,
+    ))
+    return {"speedup_json": str(out / "speedup.json"), "summary": _bench_headline(result)}
+
+
+def _bench_headline(result: dict) -> dict:
+    """The speed-ups the summary shows (student over the teacher in PyTorch, per batch size and end to end)."""
+    return {k: v for k, v in result["speedups"].items() if isinstance(v, (int, float))}
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    m = mask[..., None].astype(hidden.dtype)
+    return (hidden * m).sum(1) / np.maximum(m.sum(1), 1.0)  # (N, H)
+
+
+def sentence_embeddings(model: Any, tokenizer: Any, sentences: list[str], seq_len: int,
+                        projection: Any | None = None, batch_size: int = 32) -> np.ndarray:
+    """Mean-pooled last hidden states (as sentence-transformers pools all-MiniLM-L6-v2), optionally projected."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(sentences), batch_size):
+            enc = tokenizer(sentences[i:i + batch_size], padding=True, truncation=True, max_length=seq_len,
+                            return_tensors="pt")
+            hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+            if projection is not None:
+                hidden = projection(hidden)  # (B, L, H_teacher)
+            out.append(_mean_pool(hidden.float().numpy(), enc["attention_mask"].numpy()))
+    return np.concatenate(out)
+
+
+def quality_scores(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
+    """How much of the teacher's behaviour the student keeps, on the same sentences.
+
+    ``cosine``: mean cosine similarity between each sentence's student and teacher embedding (needs equal widths,
+    i.e. after the distillation projection). ``similarity_spearman``: Spearman correlation between the two models'
+    pairwise sentence-similarity matrices (width-free; 1.0 = the same ranking of which sentences are alike).
+    """
+    from scipy.stats import spearmanr
+
+    def normed(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    s, t = normed(student), normed(teacher)
+    iu = np.triu_indices(len(s), k=1)
+    scores = {"similarity_spearman": float(spearmanr((s @ s.T)[iu], (t @ t.T)[iu]).statistic)}
+    if s.shape[1] == t.shape[1]:
+        scores["cosine"] = float(np.mean(np.sum(s * t, axis=1)))
+    return scores
+
+
+def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertModel
+
+    from bortfast.distill import load_teacher
+
+    sentences = _heldout_sentences(cfg, st)
+    teacher = load_teacher(cfg.teacher)
+    student = BertModel.from_pretrained(out / "student", add_pooling_layer=False).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out / "student")
+    projection = None
+    proj_file = out / "student" / "projection.safetensors"
+    if proj_file.is_file():
+        weights = load_file(str(proj_file))
+        projection = torch.nn.Linear(weights["weight"].shape[1], weights["weight"].shape[0])
+        projection.load_state_dict(weights)
+    t_emb = sentence_embeddings(teacher.model.base_model, teacher.tokenizer, sentences, cfg.seq_len)
+    s_emb = sentence_embeddings(student, tokenizer, sentences, cfg.seq_len, projection)
+    scores = quality_scores(s_emb, t_emb)
+    metrics_file = out / "distill" / "metrics.jsonl"
+    if metrics_file.is_file():
+        from bortfast._io import read_jsonl
+
+        evals = [r for r in read_jsonl(metrics_file) if "heldout_loss" in r or "mlm_accuracy" in r]
+        if evals:
+            scores["distill_final_eval"] = evals[-1]
+    scores["sentences"] = len(sentences)
+    return scores
+
+
+def _fmt_int(n: float) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
+def _stage_summary(cfg: RunConfig, out: Path, st: dict) -> dict:
+    search = json.loads((out / "search.json").read_text(encoding="utf-8"))
+    md = render_summary(cfg, st, search)
+    with atomic_open(out / "summary.md") as f:
+        f.write(md)
+    return {"summary_md": str(out / "summary.md")}
+
+
+def _arch_str(a: dict) -> str:
+    return f"⟨{a['layers']}, {a['heads']}, {a['hidden']}, {a['intermediate']}⟩"
+
+
+def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
+    """``summary.md``: ξ* vs the teacher, the top candidates by W, speed-ups and quality retained."""
+    cands = search["candidates"]
+    unit = search["latency_unit"]
+    best = cands[search["best"]]
+    lines = [
+        "# bortfast run summary", "",
+        f"- teacher: `{cfg.teacher}` {_arch_str(search['teacher'])}",
+        f"- corpus: {st['corpus']['description']}",
+        f"- search space: {cfg.space}, {len(cands)} architectures, ε = {cfg.eps}, {search['trainings']} short "
+        f"trainings of {cfg.steps} steps, Θ = lr {list(cfg.lrs)}, latency proxy î: {cfg.latency} ({unit})",
+        f"- chosen ξ* = {_arch_str(best['arch'])}, θ* = {search['best_theta']}, W = {search['best_w']:.4g}", "",
+        "## ξ* vs the teacher", "",
+        f"| | architecture | parameters | î ({unit}) | ê |", "|---|---|---|---|---|",
+        f"| teacher | {_arch_str(search['teacher'])} | {_fmt_int(search['teacher_params'])} | "
+        f"{search['teacher_latency']:.4g} | – |",
+        f"| ξ* | {_arch_str(best['arch'])} | {_fmt_int(best['params'])} | {best['latency']:.4g} | "
+        f"{best['error']:.4g} |",
+        f"| ratio | | {search['teacher_params'] / best['params']:.1f}x fewer | "
+        f"{search['teacher_latency'] / best['latency']:.1f}x lower | |", "",
+        "## Top candidates by W", "",
+        f"| rank | architecture | parameters | î ({unit}) | ê | W |", "|---|---|---|---|---|---|",
+    ]
+    trained = [c for c in cands if c.get("w") is not None]
+    for rank, c in enumerate(sorted(trained, key=lambda c: -c["w"])[:10], 1):
+        lines.append(f"| {rank} | {_arch_str(c['arch'])} | {_fmt_int(c['params'])} | {c['latency']:.4g} | "
+                     f"{c['error']:.4g} | {c['w']:.4g} |")
+    lines += ["", "## Speed-up of the deployed student (ONNX Runtime) over the teacher (PyTorch)", "",
+              "| measure | speed-up |", "|---|---|"]
+    lines += [f"| {k.replace('torch_base', 'teacher(PyTorch)').replace('teacher_fp32', 'teacher(ORT fp32)')} | "
+              f"{v:.2f}x |" for k, v in st["bench"]["summary"].items()]
+    quality = st["quality"]
+    lines += ["", "## Quality retained", "",
+              f"On {quality['sentences']} held-out corpus lines: Spearman ρ between the student's and the teacher's "
+              f"pairwise sentence similarities = {quality['similarity_spearman']:.3f}"
+              + (f"; mean cosine of projected student vs teacher sentence embeddings = {quality['cosine']:.3f}"
+                 if "cosine" in quality else "") + "."]
+    if not st["finetune"].get("skipped", True):
+        lines += ["", f"## Fine-tuning ({cfg.task})", "", "```json",
+                  json.dumps(st["finetune"]["result"], indent=2, default=str), "```"]
+    lines += ["", "## Files", "", "`search.json`, `pareto.png`, `student/` (BertForMaskedLM, loads with "
+              "`from_pretrained`), `model.onnx`, `model.int8.onnx`, `speedup.json`, `speedup.png`, `pipeline.json`.",
+              ""]
+    return "\n".join(lines)
+
+
+_STAGE_FUNCS: dict[str, Callable[[RunConfig, Path, dict], dict]] = {
+    "corpus": _stage_corpus, "search": _stage_search, "distill": _stage_distill, "finetune": _stage_finetune,
+    "export": _stage_export, "bench": _stage_bench, "quality": _stage_quality, "summary": _stage_summary,
+}
+
+
+def run(config: RunConfig | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run (or resume) the pipeline; return ``pipeline.json``'s content. Pass a :class:`RunConfig` or its fields."""
+    cfg = config if config is not None else RunConfig(**kwargs)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # per-load reports (e.g. the unused pooler) would drown the stage messages
+    out = Path(cfg.out_dir)
+    state = _State(cfg)
+    outputs = {name: rec["outputs"] for name, rec in state.data["stages"].items()}
+    for name in STAGES:
+        if state.done(name):
+            _log(cfg, f"stage {name}: done earlier, skipped")
+            continue
+        _log(cfg, f"stage {name} ...")
+        t0 = time.perf_counter()
+        try:
+            result = _STAGE_FUNCS[name](cfg, out, outputs)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            raise StageError(f"stage '{name}' failed: {type(err).__name__}: {err} (outputs of earlier stages are "
+                             f"kept in {out}; re-run the same command to resume)") from err
+        outputs[name] = json.loads(json.dumps(result, default=str))
+        state.finish(name, outputs[name], time.perf_counter() - t0)
+    return state.data

@@ -1,0 +1,126 @@
+"""`bortfast run` end to end on a tiny teacher and corpus: the report directory, resume, and stage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bortfast import pipeline
+from bortfast.pipeline import RunConfig, StageError, quality_scores
+
+REPORT_FILES = ["search.json", "pareto.png", "student/config.json", "student/model.safetensors", "model.onnx",
+                "model.int8.onnx", "speedup.json", "speedup.png", "summary.md", "pipeline.json"]
+
+
+def tiny_args(teacher: Path, corpus: Path, out: Path) -> list[str]:
+    return ["--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out), "--eps", "8", "--steps", "2",
+            "--seq-len", "32", "--distill-steps", "6", "--distill-batch-size", "4", "--bench-rounds", "1",
+            "--threads", "1"]
+
+
+def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "bortfast", "run", *tiny_args(tiny_hidden_teacher_dir,
+                                                                               tiny_corpus_file, out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in REPORT_FILES:
+        assert (out / name).is_file(), name
+    state = json.loads((out / "pipeline.json").read_text())
+    assert list(state["stages"]) == list(pipeline.STAGES)
+    search = json.loads((out / "search.json").read_text())
+    best = search["candidates"][search["best"]]["arch"]
+    chosen = ",".join(str(best[k]) for k in ("layers", "heads", "hidden", "intermediate"))
+    assert state["stages"]["search"]["outputs"]["arch"] == chosen
+    # The student checkpoint is the chosen architecture and loads with from_pretrained.
+    from transformers import BertForMaskedLM
+
+    student = BertForMaskedLM.from_pretrained(out / "student")
+    assert (student.config.num_hidden_layers, student.config.num_attention_heads, student.config.hidden_size,
+            student.config.intermediate_size) == tuple(best[k] for k in ("layers", "heads", "hidden", "intermediate"))
+    summary = (out / "summary.md").read_text()
+    assert f"⟨{chosen.replace(',', ', ')}⟩" in summary and "Quality retained" in summary
+    assert "chosen ξ*" in proc.stdout and "report:" in proc.stdout
+    speedup = json.loads((out / "speedup.json").read_text())
+    assert speedup["archs"]["student"] == [best[k] for k in ("layers", "heads", "hidden", "intermediate")]
+
+    # Re-running the same command resumes: every stage is skipped and the results are untouched.
+    before = (out / "search.json").read_bytes()
+    proc2 = subprocess.run([sys.executable, "-m", "bortfast", "run", *tiny_args(tiny_hidden_teacher_dir,
+                                                                                tiny_corpus_file, out)],
+                           capture_output=True, text=True, timeout=300)
+    assert proc2.returncode == 0, proc2.stderr[-3000:]
+    assert proc2.stdout.count("done earlier, skipped") == len(pipeline.STAGES)
+    assert (out / "search.json").read_bytes() == before
+
+    # Other settings in the same directory are refused, not mixed in.
+    proc3 = subprocess.run([sys.executable, "-m", "bortfast", "run", *tiny_args(tiny_hidden_teacher_dir,
+                                                                                tiny_corpus_file, out)[:-2],
+                            "--threads", "2"], capture_output=True, text=True, timeout=300)
+    assert proc3.returncode == 2 and "other settings" in proc3.stderr and "threads" in proc3.stderr
+
+
+def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_corpus_file, tmp_path, monkeypatch):
+    cfg = RunConfig(teacher=str(tiny_teacher_dir), corpus=[str(tiny_corpus_file)], out_dir=str(tmp_path / "run"),
+                    eps=16, steps=1, seq_len=32, distill_steps=2, distill_batch_size=2, bench_rounds=1, threads=1,
+                    latency="flops", progress=False)
+
+    def broken_export(*args, **kwargs):
+        raise ValueError("disk full (simulated)")
+
+    monkeypatch.setitem(pipeline._STAGE_FUNCS, "export", broken_export)
+    with pytest.raises(StageError, match=r"stage 'export' failed: ValueError: disk full \(simulated\)"):
+        pipeline.run(cfg)
+    state = json.loads((tmp_path / "run" / "pipeline.json").read_text())
+    assert list(state["stages"]) == ["corpus", "search", "distill", "finetune"]
+    assert (tmp_path / "run" / "search.json").is_file() and (tmp_path / "run" / "student").is_dir()
+
+    # Re-run: finished stages are not run again, the pipeline continues at export.
+    monkeypatch.undo()
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished stage ran again")
+
+    for name in ("corpus", "search", "distill"):
+        monkeypatch.setitem(pipeline._STAGE_FUNCS, name, must_not_run)
+    state = pipeline.run(cfg)
+    assert list(state["stages"]) == list(pipeline.STAGES)
+    assert (tmp_path / "run" / "model.onnx").is_file()
+
+
+def test_run_config_rejects_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="space must be 'below-teacher' or 'bert-paper', got 'huge'"):
+        RunConfig(teacher="t", out_dir=str(tmp_path), space="huge")
+    with pytest.raises(ValueError, match="RunConfig.eps must be a positive int, got 0"):
+        RunConfig(teacher="t", out_dir=str(tmp_path), eps=0)
+    with pytest.raises(ValueError, match="--task and --task-data go together"):
+        RunConfig(teacher="t", out_dir=str(tmp_path), task="sst2")
+    with pytest.raises(ValueError, match="learning rates"):
+        RunConfig(teacher="t", out_dir=str(tmp_path), lrs=(0.0,))
+
+
+def test_run_refuses_a_foreign_directory(tmp_path, tiny_teacher_dir):
+    (tmp_path / "mine.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="not a bortfast run directory"):
+        pipeline.run(RunConfig(teacher=str(tiny_teacher_dir), out_dir=str(tmp_path), progress=False))
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_missing_corpus_names_the_stage(tmp_path, tiny_teacher_dir):
+    with pytest.raises(StageError, match=r"stage 'corpus' failed: FileNotFoundError: corpus path '.*nope.txt'"):
+        pipeline.run(RunConfig(teacher=str(tiny_teacher_dir), corpus=[str(tmp_path / "nope.txt")],
+                               out_dir=str(tmp_path / "run"), progress=False))
+
+
+def test_quality_scores_reference():
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(20, 8))
+    same = quality_scores(teacher * 3.0, teacher)  # scaling changes no cosine
+    assert same["cosine"] == pytest.approx(1.0) and same["similarity_spearman"] == pytest.approx(1.0)
+    other = quality_scores(rng.normal(size=(20, 5)), teacher)  # different width: only the width-free score
+    assert "cosine" not in other and abs(other["similarity_spearman"]) < 0.5
