@@ -157,12 +157,12 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
 
 int64_t round_up(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
 
-// Y (M, N) = X (M, K) . W^T (W is (N, K)), then tile_epilogue(y_block, rows, cols, row0, col0) on each block and
+// Y (M, N) = X (M, K) . Wt (Wt is (K, N), the transposed torch weight), then tile_epilogue(y_block, rows, cols, row0, col0) on each block and
 // row_epilogue(rows_ptr, rows, row0) on whole rows. The larger of M and N is split across threads (so each
 // thread packs the smaller share of the operands); when rows are split the row epilogue runs inside the same
 // task, otherwise in a second parallel pass once every column block is done.
 template <class TileEpilogue, class RowEpilogue>
-void parallel_linear(int threads, const float* x, int64_t m, int64_t k, const float* w, int64_t n, float* y,
+void parallel_linear(int threads, const float* x, int64_t m, int64_t k, const float* wt, int64_t n, float* y,
                      TileEpilogue tile_epilogue, RowEpilogue row_epilogue, bool has_row_epilogue) {
   ThreadPool& pool = ThreadPool::instance();
   if (n >= m) {
@@ -171,7 +171,7 @@ void parallel_linear(int threads, const float* x, int64_t m, int64_t k, const fl
     pool.run(threads, n_blocks, [&](int64_t task, int) {
       const int64_t c0 = task * block;
       const int64_t cols = std::min(block, n - c0);
-      gemm_nt(m, cols, k, 1.0f, x, k, w + c0 * k, k, y + c0, n);
+      gemm_nn(m, cols, k, x, k, wt + c0, n, y + c0, n);
       tile_epilogue(y + c0, m, cols, int64_t{0}, c0);
     });
     if (has_row_epilogue) {
@@ -187,7 +187,7 @@ void parallel_linear(int threads, const float* x, int64_t m, int64_t k, const fl
     pool.run(threads, n_blocks, [&](int64_t task, int) {
       const int64_t r0 = task * block;
       const int64_t rows = std::min(block, m - r0);
-      gemm_nt(rows, n, k, 1.0f, x + r0 * k, k, w, k, y + r0 * n, n);
+      gemm_nn(rows, n, k, x + r0 * k, k, wt, n, y + r0 * n, n);
       tile_epilogue(y + r0 * n, rows, n, r0, int64_t{0});
       if (has_row_epilogue) row_epilogue(y + r0 * n, rows, r0);
     });
@@ -293,25 +293,31 @@ void Encoder::set_tensor(int64_t layer, LayerTensor t, const float* data, int64_
   std::lock_guard<std::mutex> lock(mutex_);
   Layer& l = layers_[static_cast<size_t>(layer)];
   const int64_t h = shape_.hidden;
+  // Weights are kept transposed, (in, out) row-major, which OpenBLAS multiplies ~5-10% faster than the torch
+  // (out, in) layout at these shapes; Q, K and V sit side by side in one (H, 3H) matrix.
+  auto put_transposed = [&](std::vector<float>& dst, int64_t ld, int64_t col0) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) dst[static_cast<size_t>(c * ld + col0 + r)] = data[r * cols + c];
+  };
   float* dst = nullptr;
   switch (t) {
-    case LayerTensor::kQueryWeight: dst = l.qkv_w.data(); break;
-    case LayerTensor::kKeyWeight: dst = l.qkv_w.data() + h * h; break;
-    case LayerTensor::kValueWeight: dst = l.qkv_w.data() + 2 * h * h; break;
+    case LayerTensor::kQueryWeight: return put_transposed(l.qkv_w, 3 * h, 0);
+    case LayerTensor::kKeyWeight: return put_transposed(l.qkv_w, 3 * h, h);
+    case LayerTensor::kValueWeight: return put_transposed(l.qkv_w, 3 * h, 2 * h);
+    case LayerTensor::kAttnOutWeight: return put_transposed(l.attn_out_w, h, 0);
+    case LayerTensor::kInterWeight: return put_transposed(l.inter_w, shape_.intermediate, 0);
+    case LayerTensor::kOutWeight: return put_transposed(l.out_w, h, 0);
     case LayerTensor::kQueryBias: dst = l.qkv_b.data(); break;
     case LayerTensor::kKeyBias: dst = l.qkv_b.data() + h; break;
     case LayerTensor::kValueBias: dst = l.qkv_b.data() + 2 * h; break;
-    case LayerTensor::kAttnOutWeight: dst = l.attn_out_w.data(); break;
     case LayerTensor::kAttnOutBias: dst = l.attn_out_b.data(); break;
     case LayerTensor::kAttnNormWeight: dst = l.ln1_g.data(); break;
     case LayerTensor::kAttnNormBias: dst = l.ln1_b.data(); break;
-    case LayerTensor::kInterWeight: dst = l.inter_w.data(); break;
     case LayerTensor::kInterBias: dst = l.inter_b.data(); break;
-    case LayerTensor::kOutWeight: dst = l.out_w.data(); break;
     case LayerTensor::kOutBias: dst = l.out_b.data(); break;
     case LayerTensor::kOutNormWeight: dst = l.ln2_g.data(); break;
     case LayerTensor::kOutNormBias: dst = l.ln2_b.data(); break;
-    case LayerTensor::kCount: throw std::out_of_range("bad layer tensor index");
+    default: throw std::out_of_range("bad layer tensor index");
   }
   std::memcpy(dst, data, static_cast<size_t>(numel) * sizeof(float));
 }

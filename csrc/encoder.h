@@ -75,11 +75,12 @@ class Encoder {
 
  private:
   struct Layer {
-    std::vector<float> qkv_w, qkv_b;          // (3H, H), (3H,)
-    std::vector<float> attn_out_w, attn_out_b; // (H, H), (H,)
-    std::vector<float> ln1_g, ln1_b;           // (H,)
-    std::vector<float> inter_w, inter_b;       // (I, H), (I,)
-    std::vector<float> out_w, out_b;           // (H, I), (H,)
+    // Weights transposed to (in, out): Y = X W^T becomes a plain Y = X Wt.
+    std::vector<float> qkv_w, qkv_b;            // (H, 3H), (3H,)
+    std::vector<float> attn_out_w, attn_out_b;  // (H, H), (H,)
+    std::vector<float> ln1_g, ln1_b;            // (H,)
+    std::vector<float> inter_w, inter_b;        // (H, I), (I,)
+    std::vector<float> out_w, out_b;            // (I, H), (H,)
     std::vector<float> ln2_g, ln2_b;           // (H,)
   };
 
