@@ -31,7 +31,8 @@ def make_init_dir(directory: Path, arch: Arch, vocab_file: Path, max_positions: 
     (tokenizer holder) for training the teacher with plain MLM."""
     from transformers import BertForMaskedLM, BertTokenizerFast
 
-    tok = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    tok = BertTokenizerFast.from_pretrained(vocab_file.parent)  # reads vocab.txt (lower-casing WordPiece)
+    assert len(tok) == 30522, len(tok)
     config = Arch(*arch.tuple, vocab_size=len(tok), max_positions=max_positions).to_bert_config(
         architectures=["BertForMaskedLM"])
     torch.manual_seed(0)

@@ -141,9 +141,18 @@ def load_teacher(name_or_path: str | os.PathLike, *, allow_pickle: bool = False)
     kind: TeacherKind = "mlm" if _is_masked_lm_config(config) else "hidden"
     auto = AutoModelForMaskedLM if kind == "mlm" else AutoModel
     try:
-        model = auto.from_pretrained(source, config=config, use_safetensors=None if allow_pickle else True)
+        model, info = auto.from_pretrained(source, config=config, use_safetensors=None if allow_pickle else True,
+                                           output_loading_info=True)
     except OSError as err:
         raise OSError(f"teacher {name!r}: cannot load safetensors weights ({err})") from None
+    # A teacher with randomly initialised parts would be distilled silently: refuse missing weights, except the
+    # pooler, which distillation never uses (sentence-embedding checkpoints often drop it).
+    missing = [k for k in info.get("missing_keys", []) if "pooler" not in k and not k.endswith("position_ids")]
+    if missing:
+        raise ValueError(
+            f"teacher {name!r}: the checkpoint lacks {len(missing)} weight(s) of {type(model).__name__} "
+            f"(e.g. {missing[:3]}); a teacher must be fully trained, not partly random"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:
@@ -328,6 +337,14 @@ def load_corpus(
     names = ", ".join(repr(p) for p in map(str, paths))
     if not any(lines for _, lines in texts) or len(stream) <= len(texts):
         raise ValueError(f"corpus {names} is empty (no non-blank text)")
+    unk_id = tokenizer.unk_token_id
+    if unk_id is not None:
+        n_unk = stream.count(unk_id)
+        if n_unk > 0.5 * len(stream):
+            raise ValueError(
+                f"corpus {names}: the tokenizer ({len(tokenizer)} tokens) maps {n_unk} of {len(stream)} tokens "
+                f"({100 * n_unk / len(stream):.0f}%) to {tokenizer.unk_token}; wrong tokenizer or vocabulary?"
+            )
     chunk = seq_len - 2
     n_blocks = len(stream) // chunk
     if n_blocks < 2:
@@ -968,6 +985,10 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        # temp directories of a killed run are never finished checkpoints: clear them
+        for stale in [*out.glob(".tmp-final"), *out.glob(".old-final-*"), *ckpt_root.glob(".tmp-step-*"),
+                      *ckpt_root.glob(".old-step-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
         write_json(out / "distill_config.json", config)
         append_jsonl(metrics_path, {"event": "start", "step": start_step, "world_size": world, "arch": str(arch),
                                     "teacher": config.teacher, "teacher_kind": teacher.kind,

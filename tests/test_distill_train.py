@@ -239,3 +239,10 @@ def test_cli_single_process_and_clean_errors(tiny_teacher_dir, tiny_corpus_file,
     empty.write_text("", encoding="utf-8")
     assert main([*args[:4], str(empty), *args[5:8], str(tmp_path / "run2"), *args[9:]]) == 2
     assert "empty.txt" in capsys.readouterr().err
+
+
+def test_bf16_autocast_run(tiny_teacher_dir, tiny_corpus_file, tmp_path):
+    final = distill(_config(tiny_teacher_dir, tiny_corpus_file, tmp_path / "run", steps=2, checkpoint_every=0,
+                            bf16=True))
+    weights = _weights(final)
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())  # fp32 master weights
