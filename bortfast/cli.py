@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("bortfast.space_cli", "list a search space's architectures with parameters and FLOPs"),
     "search": ("bortfast.search_cli", "Algorithm 1: find the optimal sub-architecture of a teacher (FPTAS)"),
     "profile": ("bortfast.profile", "measure encoder latency (the fused C++ kernel) over a search space"),
+    "distill": ("bortfast.distill_cli", "pretrain a student architecture by knowledge distillation from a teacher"),
 }
 
 

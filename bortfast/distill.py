@@ -141,9 +141,18 @@ def load_teacher(name_or_path: str | os.PathLike, *, allow_pickle: bool = False)
     kind: TeacherKind = "mlm" if _is_masked_lm_config(config) else "hidden"
     auto = AutoModelForMaskedLM if kind == "mlm" else AutoModel
     try:
-        model = auto.from_pretrained(source, config=config, use_safetensors=None if allow_pickle else True)
+        model, info = auto.from_pretrained(source, config=config, use_safetensors=None if allow_pickle else True,
+                                           output_loading_info=True)
     except OSError as err:
         raise OSError(f"teacher {name!r}: cannot load safetensors weights ({err})") from None
+    # A teacher with randomly initialised parts would be distilled silently: refuse missing weights, except the
+    # pooler, which distillation never uses (sentence-embedding checkpoints often drop it).
+    missing = [k for k in info.get("missing_keys", []) if "pooler" not in k and not k.endswith("position_ids")]
+    if missing:
+        raise ValueError(
+            f"teacher {name!r}: the checkpoint lacks {len(missing)} weight(s) of {type(model).__name__} "
+            f"(e.g. {missing[:3]}); a teacher must be fully trained, not partly random"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:
@@ -328,6 +337,14 @@ def load_corpus(
     names = ", ".join(repr(p) for p in map(str, paths))
     if not any(lines for _, lines in texts) or len(stream) <= len(texts):
         raise ValueError(f"corpus {names} is empty (no non-blank text)")
+    unk_id = tokenizer.unk_token_id
+    if unk_id is not None:
+        n_unk = stream.count(unk_id)
+        if n_unk > 0.5 * len(stream):
+            raise ValueError(
+                f"corpus {names}: the tokenizer ({len(tokenizer)} tokens) maps {n_unk} of {len(stream)} tokens "
+                f"({100 * n_unk / len(stream):.0f}%) to {tokenizer.unk_token}; wrong tokenizer or vocabulary?"
+            )
     chunk = seq_len - 2
     n_blocks = len(stream) // chunk
     if n_blocks < 2:
@@ -414,15 +431,15 @@ def _trainable_module(student: Any, teacher: Teacher, *, seed: int) -> Any:
                     torch.manual_seed(seed + 7919)
                     self.projection = nn.Linear(h_s, h_t)
 
-        def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-            want_hidden = teacher.kind == "hidden"
-            out = self.student(input_ids=input_ids, output_hidden_states=want_hidden)
+        def forward(self, input_ids: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            # The MLM head runs on the masked positions only: the loss needs nothing else, and the vocabulary
+            # projection is most of a small model's cost (the head is position-wise, so this is exact).
+            seq = self.student.bert(input_ids=input_ids).last_hidden_state  # (B, L, H_s)
+            logits = self.student.cls(seq[masked])  # (N, V)
             hidden = None
-            if want_hidden:
-                hidden = out.hidden_states[-1]  # (B, L, H_s)
-                if self.projection is not None:
-                    hidden = self.projection(hidden)  # (B, L, H_t)
-            return out.logits, hidden  # (B, L, V), (B, L, H_t) | None
+            if teacher.kind == "hidden":
+                hidden = seq if self.projection is None else self.projection(seq)  # (B, L, H_t)
+            return logits, hidden
 
     return StudentWithProjection()
 
@@ -438,22 +455,33 @@ class LossWeights:
 def distillation_loss(
     student_logits: torch.Tensor,
     student_hidden: torch.Tensor | None,
-    teacher_out: torch.Tensor,
+    teacher_out: torch.Tensor | None,
     labels: torch.Tensor,
     kind: TeacherKind,
     weights: LossWeights,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, mlm, kd): total = α·MLM + β·KD with KD = τ²·KL(teacher ‖ student) over masked positions (MLM
-    teacher) or the hidden-state distance over all positions (hidden teacher)."""
+    teacher) or the hidden-state distance over all positions (hidden teacher).
+
+    ``labels`` is (B, L) with -100 at unmasked positions. Logits are either (B, L, V) or already gathered at the
+    masked positions, (N, V) in the row-major order of ``labels != -100``; ``teacher_out`` is the teacher's logits
+    in the same layout (MLM teacher) or its last hidden states (B, L, H_t) (hidden teacher), or None when
+    ``weights.beta == 0`` (plain MLM).
+    """
     import torch.nn.functional as F
 
     masked = labels != -100  # (B, L)
-    zs = student_logits[masked].float()  # (N, V)
-    mlm = F.cross_entropy(zs, labels[masked]) if zs.numel() else student_logits.sum() * 0.0
-    if kind == "mlm":
+    zs = (student_logits[masked] if student_logits.dim() == 3 else student_logits).float()  # (N, V)
+    target = labels[masked]  # (N,)
+    mlm = F.cross_entropy(zs, target) if len(target) else zs.sum() * 0.0
+    if teacher_out is None:  # plain MLM pretraining (beta = 0): the teacher is not run at all
+        if weights.beta:
+            raise ValueError(f"distillation_loss: beta={weights.beta} needs the teacher's outputs")
+        kd = zs.sum() * 0.0
+    elif kind == "mlm":
         tau = weights.temperature
-        zt = teacher_out[masked].float()  # (N, V)
-        if zs.numel():
+        zt = (teacher_out[masked] if teacher_out.dim() == 3 else teacher_out).float()  # (N, V)
+        if len(target):
             kd = F.kl_div(F.log_softmax(zs / tau, dim=-1), F.log_softmax(zt / tau, dim=-1), log_target=True,
                           reduction="batchmean") * tau * tau
         else:
@@ -467,13 +495,20 @@ def distillation_loss(
     return weights.alpha * mlm + weights.beta * kd, mlm, kd
 
 
-def teacher_targets(teacher: Teacher, input_ids: torch.Tensor) -> torch.Tensor:
-    """The teacher's logits (B, L, V) for an MLM teacher, or last hidden states (B, L, H_t) otherwise."""
+def teacher_targets(teacher: Teacher, input_ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits at the masked positions (N, V) for an MLM teacher, or its last hidden states
+    (B, L, H_t) otherwise."""
     import torch
 
+    model = teacher.model
     with torch.no_grad():
-        out = teacher.model(input_ids=input_ids)
-    return out.logits if teacher.kind == "mlm" else out.last_hidden_state
+        if teacher.kind == "hidden":
+            return model(input_ids=input_ids).last_hidden_state
+        base = getattr(model, model.base_model_prefix, None)
+        head = next((getattr(model, a) for a in ("cls", "lm_head") if hasattr(model, a)), None)
+        if base is not None and head is not None:  # BERT / RoBERTa layout: run the head on masked positions only
+            return head(base(input_ids=input_ids).last_hidden_state[masked])
+        return model(input_ids=input_ids).logits[masked]
 
 
 # --------------------------------------------------------------------------------------------------------- data
@@ -548,13 +583,13 @@ def evaluate(
                 inputs, labels = masker(blocks, seed=_derived_seed(seed, 0xE7A1, b))
                 inputs, labels = inputs.to(device), labels.to(device)
                 with _autocast(device, autocast_dtype):
-                    t_out = teacher_targets(teacher, inputs)
-                    logits, hidden = module(inputs)
+                    sel = labels != -100
+                    t_out = teacher_targets(teacher, inputs, sel)
+                    logits, hidden = module(inputs, sel)
                 loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
                 for k, v in zip(totals, (loss, mlm, kd)):
                     totals[k] += float(v)
-                sel = labels != -100
-                correct += int((logits.argmax(-1)[sel] == labels[sel]).sum())
+                correct += int((logits.argmax(-1) == labels[sel]).sum())
                 masked += int(sel.sum())
     finally:
         module.train(was_training)
@@ -616,8 +651,9 @@ def short_train_error(
             for step in range(steps):
                 rows = batch_indices(len(corpus.train), batch_size, step, seed=seed)
                 inputs, labels = masker(corpus.train[rows], seed=_derived_seed(seed, step, 0))
-                t_out = teacher_targets(teacher, inputs)
-                logits, hidden = module(inputs)
+                sel = labels != -100
+                t_out = teacher_targets(teacher, inputs, sel) if weights.beta else None
+                logits, hidden = module(inputs, sel)
                 loss, _, _ = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -658,7 +694,8 @@ class DistillConfig:
     log_every: int = 10  # metrics.jsonl period in steps
     checkpoint_every: int = 100  # checkpoint period in steps (0 = only at the end)
     keep_last: int = 2  # checkpoints kept
-    seed: int = 0
+    seed: int = 0  # initialisation, data order, masking, dropout
+    data_seed: int = 0  # train/held-out split and held-out masks: fixed across `seed`s so runs compare fairly
     bf16: bool = False  # bfloat16 autocast
     device: str = "auto"  # "auto" (cuda:LOCAL_RANK if available, else cpu), "cpu", "cuda"
     resume: bool = True  # continue from the newest checkpoint in out_dir when there is one
@@ -846,7 +883,8 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         raise ValueError(f"seq_len={config.seq_len} exceeds what teacher {config.teacher!r} can take "
                          f"(max {teacher.max_seq_len} positions)")
     corpus = load_corpus(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
-                         heldout_fraction=config.heldout_fraction, seed=config.seed, max_blocks=config.max_blocks)
+                         heldout_fraction=config.heldout_fraction, seed=config.data_seed,
+                         max_blocks=config.max_blocks)
     fingerprints = {"arch": list(arch.tuple), "vocab_size": arch.vocab_size, "teacher_vocab": teacher.vocab_fingerprint,
                     "teacher_kind": teacher.kind, "seq_len": config.seq_len, "corpus": corpus.fingerprint,
                     "teacher_hidden": teacher.arch.hidden}
@@ -947,6 +985,10 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
 
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        # temp directories of a killed run are never finished checkpoints: clear them
+        for stale in [*out.glob(".tmp-final"), *out.glob(".old-final-*"), *ckpt_root.glob(".tmp-step-*"),
+                      *ckpt_root.glob(".old-step-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
         write_json(out / "distill_config.json", config)
         append_jsonl(metrics_path, {"event": "start", "step": start_step, "world_size": world, "arch": str(arch),
                                     "teacher": config.teacher, "teacher_kind": teacher.kind,
@@ -954,7 +996,7 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
                                     "resumed_from": str(resume_dir) if resume_dir else None})
 
     def run_eval(step: int) -> dict:
-        res = evaluate(module, teacher, corpus.heldout, masker, seed=config.seed,
+        res = evaluate(module, teacher, corpus.heldout, masker, seed=config.data_seed,
                        batch_size=config.heldout_batch_size, max_batches=config.eval_batches, weights=weights,
                        device=device, autocast_dtype=autocast_dtype)
         rec = {"event": "eval", "step": step, "heldout_loss": res["loss"], "heldout_mlm_loss": res["mlm_loss"],
@@ -973,8 +1015,9 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         inputs, labels = masker(corpus.train[rows], seed=_derived_seed(config.seed, step, rank))
         inputs, labels = inputs.to(device), labels.to(device)
         with _autocast(device, autocast_dtype):
-            t_out = teacher_targets(teacher, inputs)
-            logits, hidden = model(inputs)
+            sel = labels != -100
+            t_out = teacher_targets(teacher, inputs, sel) if weights.beta else None
+            logits, hidden = model(inputs, sel)
         loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss is {float(loss)} at step {step}; lower lr={config.lr}")
@@ -991,7 +1034,11 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         bar.update(1)
         if done % config.log_every == 0 or done == config.steps:
             now = time.perf_counter()
-            rec = {"event": "train", "step": done, **{k: v / n_sum for k, v in sums.items()},
+            if distributed:  # log the mean over ranks, not rank 0's share
+                reduced = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
+                dist.all_reduce(reduced)
+                sums = dict(zip(sums, (reduced / world).tolist()))
+            rec = {"event": "train", "step": done, "world_size": world, **{k: v / n_sum for k, v in sums.items()},
                    "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens_since / max(now - t_last, 1e-9)}
             if is_main:
                 append_jsonl(metrics_path, rec)

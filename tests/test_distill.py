@@ -266,3 +266,39 @@ def test_short_train_error_rejects_seq_len_beyond_teacher(teacher, tiny_corpus_f
     long = load_corpus(tiny_corpus_file, teacher.tokenizer, seq_len=128)
     with pytest.raises(ValueError, match="seq_len=128.*64"):
         short_train_error(student_arch("1,2,16,24", teacher), teacher, long, steps=1, lr=1e-3, batch_size=2, seed=0)
+
+
+def test_masked_only_head_equals_full_logits(teacher, corpus):
+    from bortfast.distill import _trainable_module, teacher_targets
+
+    inputs, labels = Masker(teacher.tokenizer)(corpus.train[:4], seed=0)
+    sel = labels != -100
+    full = teacher.model(input_ids=inputs).logits[sel]
+    assert torch.allclose(teacher_targets(teacher, inputs, sel), full, atol=1e-5)
+    student = build_student(student_arch("1,2,16,24", teacher), teacher, seed=0).eval()
+    module = _trainable_module(student, teacher, seed=0).eval()
+    logits, hidden = module(inputs, sel)
+    assert hidden is None
+    assert torch.allclose(logits, student(input_ids=inputs).logits[sel], atol=1e-5)
+
+
+def test_corpus_the_tokenizer_cannot_read(teacher, tmp_path):
+    f = tmp_path / "greek.txt"
+    f.write_text("αβγ δεζ ηθι κλμ νξο πρσ\n" * 200, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"greek.txt.*\[UNK\].*wrong tokenizer"):
+        load_corpus(f, teacher.tokenizer, seq_len=16)
+
+
+def test_teacher_missing_its_mlm_head_is_refused(tmp_path):
+    from _tiny import tiny_tokenizer
+    from transformers import BertConfig, BertModel
+
+    tok = tiny_tokenizer()
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=64, architectures=["BertForMaskedLM"])
+    BertModel(config).save_pretrained(tmp_path)  # encoder weights only ...
+    config.architectures = ["BertForMaskedLM"]  # ... but the config claims an MLM head (save_pretrained reset it)
+    config.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"lacks .*cls\.predictions"):
+        load_teacher(tmp_path)

@@ -195,3 +195,54 @@ def test_config_validation():
         DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", batch_size=0)
     with pytest.raises(ValueError, match="hidden_loss"):
         DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", hidden_loss="l1")
+
+
+# ------------------------------------------------------------------------------------------------ DDP
+def test_ddp_two_processes_under_torchrun(tiny_teacher_dir, tiny_corpus_file, tmp_path):
+    """Two gloo ranks via torch.distributed.run (the torchrun entry point) and the bortfast CLI; then resume the
+    finished run with more steps under DDP again."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m", "bortfast",
+           "distill", "--teacher", str(tiny_teacher_dir), "--corpus", str(tiny_corpus_file), "--arch", "1,2,16,24",
+           "--out", str(out), "--batch-size", "4", "--seq-len", "32", "--checkpoint-every", "2",
+           "--log-every", "2", "--no-progress", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    first = subprocess.run(cmd + ["--steps", "4"], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert f"{out / 'final'}" in first.stdout
+    second = subprocess.run(cmd + ["--steps", "6"], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-4000:]
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    starts = [r for r in recs if r["event"] == "start"]
+    assert [(s["step"], s["world_size"]) for s in starts] == [(0, 2), (4, 2)]
+    train = [r for r in recs if r["event"] == "train"]
+    assert [r["step"] for r in train] == [2, 4, 6] and all(r["world_size"] == 2 for r in train)
+    state = json.loads((out / "checkpoints" / "step-00000006" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2
+    assert {p.name for p in (out / "checkpoints" / "step-00000006").glob("rng_rank*.pt")} == {
+        "rng_rank0.pt", "rng_rank1.pt"}
+    from transformers import BertForMaskedLM
+
+    BertForMaskedLM.from_pretrained(out / "final")
+
+
+def test_cli_single_process_and_clean_errors(tiny_teacher_dir, tiny_corpus_file, tmp_path, capsys):
+    from bortfast.cli import main
+
+    args = ["distill", "--teacher", str(tiny_teacher_dir), "--corpus", str(tiny_corpus_file), "--arch", "1,2,16,24",
+            "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2", "--seq-len", "16", "--no-progress"]
+    assert main(args) == 0
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    assert main([*args[:2], str(tmp_path / "nope"), *args[3:]]) == 2
+    assert "nope" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    assert main([*args[:4], str(empty), *args[5:8], str(tmp_path / "run2"), *args[9:]]) == 2
+    assert "empty.txt" in capsys.readouterr().err
+
+
+def test_bf16_autocast_run(tiny_teacher_dir, tiny_corpus_file, tmp_path):
+    final = distill(_config(tiny_teacher_dir, tiny_corpus_file, tmp_path / "run", steps=2, checkpoint_every=0,
+                            bf16=True))
+    weights = _weights(final)
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())  # fp32 master weights
