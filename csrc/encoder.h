@@ -1,5 +1,5 @@
-// Fused CPU forward pass of a BERT encoder stack <D, A, H, I> (Bort paper §2, the latency proxy i-hat; DESIGN.md
-// §5). Post-LayerNorm layout as in transformers' BertLayer, GELU (erf), float32.
+// Fused CPU forward pass of a BERT encoder stack <D, A, H, I> (Bort paper §2, the latency proxy i-hat;
+// DESIGN.md §5). Post-LayerNorm layout as in transformers' BertLayer, GELU (erf), float32.
 //
 // Per layer, for X of shape (M = B*L, H):
 //   QKV = X Wqkv^T + bqkv                          (M, 3H)   one GEMM for the three projections
@@ -28,22 +28,22 @@ struct EncoderShape {
 // Names of the per-layer tensors, in the order set_layer() takes them (transformers' BertLayer, torch layout:
 // a Linear's weight is (out_features, in_features)).
 enum class LayerTensor : int {
-  kQueryWeight = 0,   // (H, H)
-  kQueryBias,         // (H,)
-  kKeyWeight,         // (H, H)
-  kKeyBias,           // (H,)
-  kValueWeight,       // (H, H)
-  kValueBias,         // (H,)
-  kAttnOutWeight,     // (H, H)
-  kAttnOutBias,       // (H,)
-  kAttnNormWeight,    // (H,)
-  kAttnNormBias,      // (H,)
-  kInterWeight,       // (I, H)
-  kInterBias,         // (I,)
-  kOutWeight,         // (H, I)
-  kOutBias,           // (H,)
-  kOutNormWeight,     // (H,)
-  kOutNormBias,       // (H,)
+  kQueryWeight = 0,  // (H, H)
+  kQueryBias,        // (H,)
+  kKeyWeight,        // (H, H)
+  kKeyBias,          // (H,)
+  kValueWeight,      // (H, H)
+  kValueBias,        // (H,)
+  kAttnOutWeight,    // (H, H)
+  kAttnOutBias,      // (H,)
+  kAttnNormWeight,   // (H,)
+  kAttnNormBias,     // (H,)
+  kInterWeight,      // (I, H)
+  kInterBias,        // (I,)
+  kOutWeight,        // (H, I)
+  kOutBias,          // (H,)
+  kOutNormWeight,    // (H,)
+  kOutNormBias,      // (H,)
   kCount
 };
 
@@ -63,8 +63,9 @@ class Encoder {
   // std::invalid_argument on a bad layer index or size.
   void set_tensor(int64_t layer, LayerTensor t, const float* data, int64_t numel);
 
-  // Fill every weight like transformers' BertModel init (normal-ish, std 0.02; biases 0, LayerNorm 1/0), from a
-  // fast deterministic generator (uniform with the same std: the latency does not depend on the distribution).
+  // Fill every weight like transformers' BertModel init (normal-ish, std 0.02; biases 0, LayerNorm 1/0), from
+  // a fast deterministic generator (uniform with the same std: the latency does not depend on the
+  // distribution).
   void init_random(uint64_t seed, float std = 0.02f);
 
   // out = encoder(hidden) for hidden (B, L, H) and mask (B, L) (1 = attend, 0 = padding), both row-major.
@@ -75,12 +76,13 @@ class Encoder {
 
  private:
   struct Layer {
-    std::vector<float> qkv_w, qkv_b;          // (3H, H), (3H,)
-    std::vector<float> attn_out_w, attn_out_b; // (H, H), (H,)
-    std::vector<float> ln1_g, ln1_b;           // (H,)
-    std::vector<float> inter_w, inter_b;       // (I, H), (I,)
-    std::vector<float> out_w, out_b;           // (H, I), (H,)
-    std::vector<float> ln2_g, ln2_b;           // (H,)
+    // Weights transposed to (in, out): Y = X W^T becomes a plain Y = X Wt.
+    std::vector<float> qkv_w, qkv_b;            // (H, 3H), (3H,)
+    std::vector<float> attn_out_w, attn_out_b;  // (H, H), (H,)
+    std::vector<float> ln1_g, ln1_b;            // (H,)
+    std::vector<float> inter_w, inter_b;        // (H, I), (I,)
+    std::vector<float> out_w, out_b;            // (I, H), (H,)
+    std::vector<float> ln2_g, ln2_b;            // (H,)
   };
 
   EncoderShape shape_;

@@ -1,7 +1,7 @@
 // Body of the element-wise encoder epilogues; included (once each) by encoder_ops.cc and encoder_ops_avx2.cc,
-// which compile it for different instruction sets. Everything here has internal linkage so the two copies never
-// collide. The loops are written so GCC/Clang auto-vectorise them at -O3: no calls to libm in the hot loops
-// (erf and exp are the polynomial approximations below), and reductions use 8 independent partial sums.
+// which compile it for different instruction sets. Everything here has internal linkage so the two copies
+// never collide. The loops are written so GCC/Clang auto-vectorise them at -O3: no calls to libm in the hot
+// loops (erf and exp are the polynomial approximations below), and reductions use 8 independent partial sums.
 // No include guard on purpose.
 
 #include <algorithm>
@@ -34,9 +34,9 @@ inline float erf_approx(float x) {
   return p / q;
 }
 
-// exp(x) for float (Cephes expf): x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial, times 2^n built
-// in the exponent bits. Relative error ~2e-7. Inputs are clamped to [-87.3, 88.3], so a masked score (about
-// -3.4e38) gives ~1e-38 rather than 0, which is invisible next to the row's largest term exp(0) = 1.
+// exp(x) for float (Cephes expf): x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial, times 2^n
+// built in the exponent bits. Relative error ~2e-7. Inputs are clamped to [-87.3, 88.3], so a masked score
+// (about -3.4e38) gives ~1e-38 rather than 0, which is invisible next to the row's largest term exp(0) = 1.
 inline float exp_approx(float x) {
   x = std::min(std::max(x, -87.3f), 88.3f);
   const float t = x * 1.44269504088896341f;

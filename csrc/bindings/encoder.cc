@@ -1,4 +1,6 @@
 // Bindings of the fused encoder kernel (csrc/encoder.h): shape/dtype checks, output allocation, GIL release.
+#include "encoder.h"
+
 #include <cblas.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "array_checks.h"
-#include "encoder.h"
 #include "register.h"
 
 namespace py = pybind11;
@@ -26,7 +27,8 @@ bortfast::LayerTensor tensor_by_name(const std::string& name) {
   }
   std::string known;
   for (int i = 0; i < static_cast<int>(bortfast::LayerTensor::kCount); ++i) {
-    known += (i ? ", " : "") + std::string(bortfast::layer_tensor_name(static_cast<bortfast::LayerTensor>(i)));
+    known +=
+        (i ? ", " : "") + std::string(bortfast::layer_tensor_name(static_cast<bortfast::LayerTensor>(i)));
   }
   throw py::value_error("unknown encoder layer tensor '" + name + "'; known: " + known);
 }
@@ -52,7 +54,8 @@ void register_encoder(py::module_& m) {
       .def_property_readonly("layers", [](const bortfast::Encoder& e) { return e.shape().layers; })
       .def_property_readonly("heads", [](const bortfast::Encoder& e) { return e.shape().heads; })
       .def_property_readonly("hidden", [](const bortfast::Encoder& e) { return e.shape().hidden; })
-      .def_property_readonly("intermediate", [](const bortfast::Encoder& e) { return e.shape().intermediate; })
+      .def_property_readonly("intermediate",
+                             [](const bortfast::Encoder& e) { return e.shape().intermediate; })
       .def_property_readonly("layer_norm_eps", &bortfast::Encoder::layer_norm_eps)
       .def(
           "set_tensor",
@@ -71,7 +74,8 @@ void register_encoder(py::module_& m) {
             e.set_tensor(layer, t, arr.data(), static_cast<int64_t>(arr.size()));
           },
           py::arg("layer"), py::arg("name"), py::arg("array"),
-          "Copy one float32 tensor of a layer (transformers BertLayer name, e.g. 'attention.self.query.weight').")
+          "Copy one float32 tensor of a layer (transformers BertLayer name, e.g. "
+          "'attention.self.query.weight').")
       .def(
           "init_random",
           [](bortfast::Encoder& e, uint64_t seed, double std) {
@@ -87,11 +91,12 @@ void register_encoder(py::module_& m) {
             auto hidden = require_array<float>(hidden_obj, "hidden", 3);
             auto mask = require_array<float>(mask_obj, "mask", 2);
             const int64_t B = hidden.shape(0), L = hidden.shape(1), H = hidden.shape(2);
-            if (B <= 0 || L <= 0) throw py::value_error("hidden must have batch > 0 and seq_len > 0, got shape " +
-                                                        shape_str(hidden));
+            if (B <= 0 || L <= 0)
+              throw py::value_error("hidden must have batch > 0 and seq_len > 0, got shape " +
+                                    shape_str(hidden));
             if (H != e.shape().hidden) {
-              throw py::value_error("hidden must have shape (batch, seq_len, " + std::to_string(e.shape().hidden) +
-                                    "), got " + shape_str(hidden));
+              throw py::value_error("hidden must have shape (batch, seq_len, " +
+                                    std::to_string(e.shape().hidden) + "), got " + shape_str(hidden));
             }
             if (mask.shape(0) != B || mask.shape(1) != L) {
               throw py::value_error("mask must have shape (" + std::to_string(B) + ", " + std::to_string(L) +
@@ -124,6 +129,7 @@ void register_encoder(py::module_& m) {
       },
       "Per-layer tensor names Encoder.set_tensor accepts (transformers BertLayer naming).");
   m.def(
-      "blas_info", [] { return std::string(scipy_openblas_get_config()) + " core=" + scipy_openblas_get_corename(); },
+      "blas_info",
+      [] { return std::string(scipy_openblas_get_config()) + " core=" + scipy_openblas_get_corename(); },
       "The BLAS the encoder kernel calls (OpenBLAS config string and the kernel core it selected).");
 }
