@@ -548,6 +548,8 @@ def extract(
         c = distill.load_corpus(paths, t.tokenizer, seq_len=cfg.seq_len, seed=cfg.seed, max_blocks=cfg.max_blocks)
 
     archs = _space_archs(space, t)
+    if cfg.eps > len(archs):  # before any (possibly slow) latency measurement
+        raise ValueError(f"eps must be in [1, |Xi| = {len(archs)}], got {cfg.eps}")
     T = t.arch
     all_archs = [*archs, T]
     p_all = param_counts(all_archs, cfg.param_kind)
