@@ -18,6 +18,7 @@ _LAZY = {
     "ExportReport": "bortfast.export",
     "Encoder": "bortfast.runtime",
     "Classifier": "bortfast.runtime",
+    "run_speedup": "bortfast.bench",
 }
 
 
@@ -39,4 +40,5 @@ __all__ = [
     "ExportReport",
     "Encoder",
     "Classifier",
+    "run_speedup",
 ]
