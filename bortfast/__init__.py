@@ -30,6 +30,7 @@ _LAZY = {
     "ExportReport": "bortfast.export",
     "Encoder": "bortfast.runtime",
     "Classifier": "bortfast.runtime",
+    "run_speedup": "bortfast.bench",
 }
 
 
@@ -68,4 +69,5 @@ __all__ = [
     "ExportReport",
     "Encoder",
     "Classifier",
+    "run_speedup",
 ]
