@@ -36,14 +36,13 @@ Choices the papers leave open, and what bortfast does:
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,6 @@ from transformers import PreTrainedTokenizerBase
 
 from bortfast._io import append_jsonl, atomic_open, write_json
 from bortfast.finetune import (
-    FinetuneConfig,
     _load_config,
     _silence_load_report,
     build_model,
@@ -68,6 +66,7 @@ from bortfast.finetune import (
     subsample,
     train_model,
 )
+from bortfast.finetune_config import AgoraConfig, Theta
 from bortfast.tasks import (
     MULTIPLE_CHOICE,
     REGRESSION,
@@ -78,70 +77,6 @@ from bortfast.tasks import (
     majority_baseline,
     primary_score,
 )
-
-
-@dataclass(frozen=True)
-class Theta:
-    """One fine-tuning hyperparameter set."""
-
-    learning_rate: float
-    weight_decay: float
-    warmup_ratio: float
-    batch_size: int
-    seed: int = 0
-
-
-@dataclass
-class AgoraConfig:
-    """Agora's grid, its held-out split and its data expansion. ``finetune`` holds the per-run budget (epochs,
-    sequence length, training subsample); its learning rate / decay / warmup / batch / seed are replaced by θ's."""
-
-    learning_rates: tuple[float, ...] = (1e-4, 1e-5, 9e-6)  # alexa/bort README
-    weight_decays: tuple[float, ...] = (0.0, 10.0, 100.0, 350.0)  # alexa/bort README
-    warmup_ratios: tuple[float, ...] = (0.35, 0.40, 0.45, 0.50)  # alexa/bort README
-    batch_sizes: tuple[int, ...] = (8, 16)  # alexa/bort README
-    seeds: tuple[int, ...] = (0,)  # the README lists seeds 0..4; one keeps the default grid at 96 θ
-    max_thetas: int | None = None  # CPU scale-down: a seeded random sample of this many θ from the grid
-    heldout_fraction: float = 0.1  # share of the (subsampled) training set held out for pruning
-    replay: int = 1  # extra rounds with the final θ on the expanded data
-    copies: int = 2  # perturbations generated per wrongly predicted training example
-    max_new_per_round: int = 256  # cap on generated examples added per round
-    mask_prob: float = 0.15  # masked-LM / word-dropout rate of the data-generating function
-    regression_error: float = 1.0  # regression: |prediction - label| above this counts as "wrong"
-    generator: str = "auto"  # "auto" (MLM head if the checkpoint has one), "mlm" or "words"
-    seed: int = 0  # grid sampling, held-out split, expansion sampling
-    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=3))
-
-    def __post_init__(self) -> None:
-        if isinstance(self.finetune, dict):  # from JSON
-            self.finetune = FinetuneConfig(**self.finetune)
-        for name in ("learning_rates", "weight_decays", "warmup_ratios", "batch_sizes", "seeds"):
-            value = tuple(getattr(self, name))
-            if not value:
-                raise ValueError(f"AgoraConfig.{name} is empty; the grid needs at least one value per axis")
-            setattr(self, name, value)
-        checks = {"max_thetas": self.max_thetas is None or self.max_thetas >= 1,
-                  "heldout_fraction": 0 < self.heldout_fraction < 1, "replay": self.replay >= 0,
-                  "copies": self.copies >= 1, "max_new_per_round": self.max_new_per_round >= 0,
-                  "mask_prob": 0 < self.mask_prob < 1, "regression_error": self.regression_error > 0,
-                  "generator": self.generator in ("auto", "mlm", "words")}
-        bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid AgoraConfig: {', '.join(bad)}")
-
-    def grid(self) -> list[Theta]:
-        """Θ: the full product, or a seeded sample of ``max_thetas`` of it (in grid order)."""
-        full = [Theta(lr, wd, wu, bs, s) for lr, wd, wu, bs, s in itertools.product(
-            self.learning_rates, self.weight_decays, self.warmup_ratios, self.batch_sizes, self.seeds)]
-        if self.max_thetas is None or self.max_thetas >= len(full):
-            return full
-        keep = sorted(random.Random(self.seed).sample(range(len(full)), self.max_thetas))
-        return [full[i] for i in keep]
-
-    def run_config(self, theta: Theta) -> FinetuneConfig:
-        return dataclasses.replace(self.finetune, learning_rate=theta.learning_rate,
-                                   weight_decay=theta.weight_decay, warmup_ratio=theta.warmup_ratio,
-                                   batch_size=theta.batch_size, seed=theta.seed, heldout_fraction=0.0)
 
 
 def prune(scored: Sequence[tuple[Theta, float]]) -> list[Theta]:

@@ -49,6 +49,7 @@ from transformers import (
 )
 
 from bortfast._io import write_json
+from bortfast.finetune_config import FinetuneConfig
 from bortfast.tasks import (
     CLASSIFICATION,
     MULTIPLE_CHOICE,
@@ -63,41 +64,6 @@ from bortfast.tasks import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FinetuneConfig:
-    """Hyperparameters of one fine-tuning run (one θ in Agora's grid, plus the run's budget)."""
-
-    learning_rate: float = 2e-5  # peak learning rate, reached at the end of warmup
-    weight_decay: float = 0.01  # AdamW decoupled weight decay (not on biases / LayerNorm)
-    warmup_ratio: float = 0.1  # fraction of all steps spent warming up linearly from 0
-    batch_size: int = 16  # training examples per step
-    epochs: int = 3  # passes over the training set; the dev set is scored after each
-    max_seq_len: int = 128  # tokens per (pair of) segment(s), truncating the longest first
-    seed: int = 0  # torch / numpy / random and the data order
-    max_train_examples: int | None = None  # subsample the training set (seeded) to this many examples
-    max_eval_examples: int | None = None  # subsample the dev set (seeded) to this many examples
-    heldout_fraction: float = 0.0  # > 0: select the best epoch on this slice of train, not on dev
-    eval_batch_size: int = 64  # examples per forward pass when scoring
-    max_grad_norm: float = 1.0  # global gradient-norm clip
-    classifier_hidden_layer: bool | None = None  # extra hidden layer in the head; None: only for CoLA (paper)
-    classifier_dropout: float | None = None  # None: the encoder's hidden_dropout_prob
-    progress: bool = True  # tqdm progress bars
-
-    def __post_init__(self) -> None:
-        checks = {
-            "learning_rate": self.learning_rate > 0, "weight_decay": self.weight_decay >= 0,
-            "warmup_ratio": 0 <= self.warmup_ratio <= 1, "batch_size": self.batch_size >= 1,
-            "epochs": self.epochs >= 1, "max_seq_len": self.max_seq_len >= 8,
-            "heldout_fraction": 0 <= self.heldout_fraction < 1, "eval_batch_size": self.eval_batch_size >= 1,
-            "max_grad_norm": self.max_grad_norm > 0,
-            "max_train_examples": self.max_train_examples is None or self.max_train_examples >= 1,
-            "max_eval_examples": self.max_eval_examples is None or self.max_eval_examples >= 1,
-        }
-        bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(f"invalid FinetuneConfig: {', '.join(bad)}")
 
 
 # ---------------------------------------------------------------------------------------------------- models
