@@ -13,10 +13,18 @@ from bortfast.tasks import compute_metrics, get_task, load_examples
 
 __version__ = "0.1.0"
 
-# Names whose modules import torch / transformers: loaded on first use so `import bortfast` stays cheap.
+# Distillation (torch/transformers) is imported on first use so `import bortfast` stays light. The function
+# `distill` is not re-exported: the name `bortfast.distill` is the submodule (from bortfast.distill import distill).
+# Likewise `finetune` / `agora` are submodules (from bortfast.finetune import finetune).
 _LAZY = {
-    "FinetuneConfig": "bortfast.finetune", "finetune": "bortfast.finetune", "load_finetuned": "bortfast.finetune",
-    "AgoraConfig": "bortfast.agora", "agora": "bortfast.agora",
+    "DistillConfig": "bortfast.distill",
+    "build_student": "bortfast.distill",
+    "load_corpus": "bortfast.distill",
+    "load_teacher": "bortfast.distill",
+    "short_train_error": "bortfast.distill",
+    "FinetuneConfig": "bortfast.finetune_config",
+    "AgoraConfig": "bortfast.finetune_config",
+    "load_finetuned": "bortfast.finetune",
 }
 
 
@@ -30,16 +38,19 @@ def __getattr__(name: str):
 
 __all__ = [
     "Arch",
+    "DistillConfig",
     "SearchSpace",
+    "build_student",
     "encoder_flops",
+    "load_corpus",
+    "load_teacher",
     "param_counts",
+    "short_train_error",
     "compute_metrics",
     "get_task",
     "load_examples",
     "FinetuneConfig",
-    "finetune",
     "load_finetuned",
     "AgoraConfig",
-    "agora",
     "__version__",
 ]

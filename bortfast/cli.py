@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # name -> (module, one-line help). Modules are imported lazily so `bortfast --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("bortfast.space_cli", "list a search space's architectures with parameters and FLOPs"),
+    "distill": ("bortfast.distill_cli", "pretrain a student architecture by knowledge distillation from a teacher"),
     "finetune": ("bortfast.finetune_cli", "fine-tune an encoder on a GLUE/SuperGLUE/RACE task (optionally with Agora)"),
 }
 

@@ -15,3 +15,28 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# Tiny teachers/corpora shared by the distillation (and search / fine-tuning) tests: see tests/_tiny.py.
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init tiny BertForMaskedLM teacher (hidden 32, 2 layers, 4 heads, ~200-token WordPiece vocab)."""
+    from _tiny import make_tiny_teacher
+
+    return make_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher-mlm"), kind="mlm")
+
+
+@pytest.fixture(scope="session")
+def tiny_hidden_teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init tiny encoder-only BertModel teacher (no MLM head), hidden 48."""
+    from _tiny import make_tiny_teacher
+
+    return make_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher-hidden"), kind="hidden", hidden=48, heads=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~400 generated sentences in one UTF-8 text file."""
+    from _tiny import write_tiny_corpus
+
+    return write_tiny_corpus(tmp_path_factory.mktemp("tiny-corpus") / "corpus.txt")
