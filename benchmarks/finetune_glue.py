@@ -38,7 +38,8 @@ def make_init_dir(directory: Path, arch: Arch, vocab_file: Path, max_positions: 
     """A random-init BertForMaskedLM of shape ``arch`` + the bert-base-uncased tokenizer (the MLM teacher's start)."""
     from transformers import BertForMaskedLM, BertTokenizerFast
 
-    tok = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    # positional: in transformers 5, BertTokenizerFast(vocab_file=...) silently builds a 5-token vocabulary
+    tok = BertTokenizerFast(str(vocab_file), do_lower_case=True)
     config = Arch(*arch.tuple, vocab_size=len(tok), max_positions=max_positions).to_bert_config(
         architectures=["BertForMaskedLM"])
     torch.manual_seed(0)

@@ -56,6 +56,7 @@ from bortfast.finetune import (
     _load_config,
     _silence_load_report,
     build_model,
+    check_tokenizer,
     decide,
     encode,
     evaluate,
@@ -219,6 +220,7 @@ def agora(model_dir: str | os.PathLike, task: str | TaskSpec, data: str | os.Pat
     cpu0, wall0 = time.process_time(), time.perf_counter()
     _load_config(model_dir)
     tokenizer = load_tokenizer(tokenizer_dir or model_dir)
+    check_tokenizer(tokenizer, model_dir)
     fc = config.finetune
     train_all = load_examples(spec, data, "train")
     dev = subsample(load_examples(spec, data, "dev"), fc.max_eval_examples, config.seed)

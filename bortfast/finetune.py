@@ -185,6 +185,14 @@ def load_finetuned(model_dir: str | os.PathLike) -> nn.Module:
         return cls.from_pretrained(model_dir, local_files_only=True)
 
 
+def check_tokenizer(tokenizer: PreTrainedTokenizerBase, model_dir: str | os.PathLike) -> None:
+    """A tokenizer that emits ids beyond the model's embedding table is the wrong one (or a broken save)."""
+    vocab_size = _load_config(model_dir).vocab_size
+    if len(tokenizer) > vocab_size:
+        raise ValueError(f"tokenizer has {len(tokenizer)} tokens but {model_dir} embeds only vocab_size="
+                         f"{vocab_size}; use the tokenizer the model was trained with")
+
+
 def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerBase:
     """The tokenizer saved in ``path`` (tokenizer.json / vocab.txt); offline only."""
     if not any((Path(path) / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
@@ -429,6 +437,7 @@ def finetune(model_dir: str | os.PathLike, task: str | TaskSpec, data: str | os.
     config = config or FinetuneConfig()
     _load_config(model_dir)  # a missing / non-BERT model is the first thing to report
     tokenizer = load_tokenizer(tokenizer_dir or model_dir)
+    check_tokenizer(tokenizer, model_dir)
     train_all = load_examples(spec, data, "train")
     dev = subsample(load_examples(spec, data, "dev"), config.max_eval_examples, config.seed)
     train = subsample(train_all, config.max_train_examples, config.seed)

@@ -111,6 +111,9 @@ def test_bad_models_and_configs(tiny, keyword_task, tmp_path, shared_data):
         f.unlink()
     with pytest.raises(FileNotFoundError, match="no tokenizer in"):
         finetune(no_tok, "sst2", keyword_task)
+    small = make_tiny_bert(tmp_path / "small", shared_data / "vocab/bert-base-uncased/vocab.txt", vocab_size=1000)
+    with pytest.raises(ValueError, match="tokenizer has 30522 tokens but .* embeds only vocab_size=1000"):
+        finetune(small, "sst2", keyword_task)
     gpt = tmp_path / "gpt"
     gpt.mkdir()
     (gpt / "config.json").write_text(json.dumps({"model_type": "gpt2"}))

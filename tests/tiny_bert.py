@@ -11,14 +11,15 @@ FILLER = ("the movie plot actor scene story film music ending cast script camera
           "rather really long short new old").split()
 
 
-def make_tiny_bert(path: Path, vocab: Path, mlm_head: bool = True, seed: int = 0) -> Path:
+def make_tiny_bert(path: Path, vocab: Path, mlm_head: bool = True, seed: int = 0,
+                   vocab_size: int | None = None) -> Path:
     """Save a randomly initialised tiny BertForMaskedLM (or BertModel) and its WordPiece tokenizer to ``path``."""
     import torch
 
     torch.manual_seed(seed)
     tokenizer = BertTokenizerFast(str(vocab), do_lower_case=True)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(vocab_size=vocab_size or tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=128)
     model = BertForMaskedLM(config) if mlm_head else BertModel(config)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
