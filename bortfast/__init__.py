@@ -15,11 +15,13 @@ from bortfast.space import (
     encoder_flops,
     param_counts,
 )
+from bortfast.tasks import compute_metrics, get_task, load_examples
 
 __version__ = "0.1.0"
 
 # Heavy names (torch / transformers / onnxruntime behind them) load on first use so `import bortfast` stays light.
 # The function `distill` is not re-exported: the name `bortfast.distill` is the submodule.
+# Likewise `finetune` / `agora` are submodules (from bortfast.finetune import finetune).
 _LAZY = {
     "DistillConfig": "bortfast.distill",
     "build_student": "bortfast.distill",
@@ -31,6 +33,9 @@ _LAZY = {
     "Encoder": "bortfast.runtime",
     "Classifier": "bortfast.runtime",
     "run_speedup": "bortfast.bench",
+    "FinetuneConfig": "bortfast.finetune_config",
+    "AgoraConfig": "bortfast.finetune_config",
+    "load_finetuned": "bortfast.finetune",
 }
 
 
@@ -56,6 +61,12 @@ __all__ = [
     "load_teacher",
     "param_counts",
     "short_train_error",
+    "compute_metrics",
+    "get_task",
+    "load_examples",
+    "FinetuneConfig",
+    "load_finetuned",
+    "AgoraConfig",
     "__version__",
     "SearchConfig",
     "SearchResult",

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bortfast.bench", "CPU speed-up of the deployed student (ONNX Runtime) over PyTorch BERT-base/large"),
     "run": ("bortfast.pipeline_cli", "the whole pipeline: search, distil, (fine-tune), export, benchmark, report"),
     "demo": ("bortfast.demo_cli", "the whole pipeline on the embedded default teacher and corpus (offline)"),
+    "finetune": ("bortfast.finetune_cli", "fine-tune an encoder on a GLUE/SuperGLUE/RACE task (optionally with Agora)"),
 }
 
 

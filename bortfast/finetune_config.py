@@ -1,0 +1,108 @@
+"""Configuration dataclasses of fine-tuning and Agora (DESIGN.md §4), kept free of torch so the CLI can build its
+options from them without importing torch."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FinetuneConfig:
+    """Hyperparameters of one fine-tuning run (one θ in Agora's grid, plus the run's budget)."""
+
+    learning_rate: float = 2e-5  # peak learning rate, reached at the end of warmup
+    weight_decay: float = 0.01  # AdamW decoupled weight decay (not on biases / LayerNorm)
+    warmup_ratio: float = 0.1  # fraction of all steps spent warming up linearly from 0
+    batch_size: int = 16  # training examples per step
+    epochs: int = 3  # passes over the training set; the dev set is scored after each
+    max_seq_len: int = 128  # tokens per (pair of) segment(s), truncating the longest first
+    seed: int = 0  # torch / numpy / random and the data order
+    max_train_examples: int | None = None  # subsample the training set (seeded) to this many examples
+    max_eval_examples: int | None = None  # subsample the dev set (seeded) to this many examples
+    heldout_fraction: float = 0.0  # > 0: select the best epoch on this slice of train, not on dev
+    eval_batch_size: int = 64  # examples per forward pass when scoring
+    max_grad_norm: float = 1.0  # global gradient-norm clip
+    classifier_hidden_layer: bool | None = None  # extra hidden layer in the head; None: only for CoLA (paper)
+    classifier_dropout: float | None = None  # None: the encoder's hidden_dropout_prob
+    progress: bool = True  # tqdm progress bars
+
+    def __post_init__(self) -> None:
+        checks = {
+            "learning_rate": self.learning_rate > 0, "weight_decay": self.weight_decay >= 0,
+            "warmup_ratio": 0 <= self.warmup_ratio <= 1, "batch_size": self.batch_size >= 1,
+            "epochs": self.epochs >= 1, "max_seq_len": self.max_seq_len >= 8,
+            "heldout_fraction": 0 <= self.heldout_fraction < 1, "eval_batch_size": self.eval_batch_size >= 1,
+            "max_grad_norm": self.max_grad_norm > 0,
+            "max_train_examples": self.max_train_examples is None or self.max_train_examples >= 1,
+            "max_eval_examples": self.max_eval_examples is None or self.max_eval_examples >= 1,
+        }
+        bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid FinetuneConfig: {', '.join(bad)}")
+
+
+@dataclass(frozen=True)
+class Theta:
+    """One fine-tuning hyperparameter set."""
+
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    batch_size: int
+    seed: int = 0
+
+
+@dataclass
+class AgoraConfig:
+    """Agora's grid, its held-out split and its data expansion. ``finetune`` holds the per-run budget (epochs,
+    sequence length, training subsample); its learning rate / decay / warmup / batch / seed are replaced by θ's."""
+
+    learning_rates: tuple[float, ...] = (1e-4, 1e-5, 9e-6)  # alexa/bort README
+    weight_decays: tuple[float, ...] = (0.0, 10.0, 100.0, 350.0)  # alexa/bort README
+    warmup_ratios: tuple[float, ...] = (0.35, 0.40, 0.45, 0.50)  # alexa/bort README
+    batch_sizes: tuple[int, ...] = (8, 16)  # alexa/bort README
+    seeds: tuple[int, ...] = (0,)  # the README lists seeds 0..4; one keeps the default grid at 96 θ
+    max_thetas: int | None = None  # CPU scale-down: a seeded random sample of this many θ from the grid
+    heldout_fraction: float = 0.1  # share of the (subsampled) training set held out for pruning
+    replay: int = 1  # extra rounds with the final θ on the expanded data
+    copies: int = 2  # perturbations generated per wrongly predicted training example
+    max_new_per_round: int = 256  # cap on generated examples added per round
+    mask_prob: float = 0.15  # masked-LM / word-dropout rate of the data-generating function
+    regression_error: float = 1.0  # regression: |prediction - label| above this counts as "wrong"
+    generator: str = "auto"  # "auto" (MLM head if the checkpoint has one), "mlm" or "words"
+    seed: int = 0  # grid sampling, held-out split, expansion sampling
+    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=3))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.finetune, dict):  # from JSON
+            self.finetune = FinetuneConfig(**self.finetune)
+        for name in ("learning_rates", "weight_decays", "warmup_ratios", "batch_sizes", "seeds"):
+            value = tuple(getattr(self, name))
+            if not value:
+                raise ValueError(f"AgoraConfig.{name} is empty; the grid needs at least one value per axis")
+            setattr(self, name, value)
+        checks = {"max_thetas": self.max_thetas is None or self.max_thetas >= 1,
+                  "heldout_fraction": 0 < self.heldout_fraction < 1, "replay": self.replay >= 0,
+                  "copies": self.copies >= 1, "max_new_per_round": self.max_new_per_round >= 0,
+                  "mask_prob": 0 < self.mask_prob < 1, "regression_error": self.regression_error > 0,
+                  "generator": self.generator in ("auto", "mlm", "words")}
+        bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid AgoraConfig: {', '.join(bad)}")
+
+    def grid(self) -> list[Theta]:
+        """Θ: the full product, or a seeded sample of ``max_thetas`` of it (in grid order)."""
+        full = [Theta(lr, wd, wu, bs, s) for lr, wd, wu, bs, s in itertools.product(
+            self.learning_rates, self.weight_decays, self.warmup_ratios, self.batch_sizes, self.seeds)]
+        if self.max_thetas is None or self.max_thetas >= len(full):
+            return full
+        keep = sorted(random.Random(self.seed).sample(range(len(full)), self.max_thetas))
+        return [full[i] for i in keep]
+
+    def run_config(self, theta: Theta) -> FinetuneConfig:
+        return dataclasses.replace(self.finetune, learning_rate=theta.learning_rate,
+                                   weight_decay=theta.weight_decay, warmup_ratio=theta.warmup_ratio,
+                                   batch_size=theta.batch_size, seed=theta.seed, heldout_fraction=0.0)
