@@ -59,7 +59,7 @@ class Candidate:
     flops: int  # encoder-forward FLOPs for (batch, seq_len)
     latency: float  # î: median kernel latency in ms, or FLOPs when latency="flops"
     pivot: bool  # selected by the interval rule (trained)
-    error: float | None = None  # ê of the θ with the largest W for this ξ
+    error: float | None = None  # ê of the θ with the largest W for this ξ (= the smallest ê over Θ)
     theta: dict[str, Any] | None = None  # that θ
     w: float | None = None  # W(ξ) under that θ
 
@@ -315,10 +315,10 @@ def run_algorithm1(
 
     candidates = [Candidate(arch=a, params=int(p[k]), flops=int(f[k]), latency=float(i[k]), pivot=False)
                   for k, a in enumerate(archs)]
-    for trial in trials:  # per ξ keep its best θ (largest W, earliest on ties)
+    for trial in trials:  # per ξ keep its best θ: largest W, then smallest ê (matters when W = 0), then earliest
         c = candidates[trial.candidate]
         c.pivot = True
-        if c.w is None or trial.w > c.w:
+        if c.w is None or trial.w > c.w or (trial.w == c.w and trial.error < c.error):
             c.error, c.theta, c.w = trial.error, thetas[trial.theta], trial.w
 
     trained = [int(k) for k in pivots]

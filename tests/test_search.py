@@ -300,3 +300,13 @@ def test_trials_follow_the_p_hat_order(space, teacher):
     assert sorted(t.candidate for t in result.trials) == list(range(len(space)))  # each xi exactly once
     params = [result.candidates[t.candidate].params for t in result.trials]
     assert params == sorted(params)
+
+
+def test_candidate_error_is_the_smallest_over_thetas_even_when_w_is_zero(space, teacher):
+    archs, p, i, p_T, i_T = inputs(space, teacher)
+    p_mid = float(np.median(p))  # half the space is now "larger than T": W = 0 under every theta
+    result = run_algorithm1(archs, p, i, p_mid, i_T, synthetic_error, eps=1, thetas=THETAS)
+    zero = [c for c in result.candidates if c.params >= p_mid]
+    assert zero and all(c.w == 0 for c in zero)
+    for c in result.candidates:
+        assert c.error == min(synthetic_error(c.arch, th) for th in THETAS)
