@@ -29,11 +29,11 @@ void check_positive(int64_t value, const char* name) {
 void check_arch(const int64_t* row, int64_t index) {
   const int64_t layers = row[0], heads = row[1], hidden = row[2], intermediate = row[3];
   if (layers <= 0 || heads <= 0 || hidden <= 0 || intermediate <= 0 || hidden % heads != 0) {
-    throw std::invalid_argument(
-        "invalid architecture at row " + std::to_string(index) + ": (layers=" + std::to_string(layers) +
-        ", heads=" + std::to_string(heads) + ", hidden=" + std::to_string(hidden) +
-        ", intermediate=" + std::to_string(intermediate) +
-        "); all sizes must be positive and hidden must be divisible by heads");
+    throw std::invalid_argument("invalid architecture at row " + std::to_string(index) +
+                                ": (layers=" + std::to_string(layers) + ", heads=" + std::to_string(heads) +
+                                ", hidden=" + std::to_string(hidden) +
+                                ", intermediate=" + std::to_string(intermediate) +
+                                "); all sizes must be positive and hidden must be divisible by heads");
   }
 }
 

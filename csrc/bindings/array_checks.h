@@ -1,4 +1,5 @@
-// Shared boundary checks: every array that crosses into C++ is validated here with a message naming the value.
+// Shared boundary checks: every array that crosses into C++ is validated here with a message naming the
+// value.
 #pragma once
 
 #include <pybind11/numpy.h>

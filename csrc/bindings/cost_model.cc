@@ -1,10 +1,11 @@
+#include "cost_model.h"
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
 
 #include "array_checks.h"
-#include "cost_model.h"
 #include "cpu.h"
 #include "register.h"
 
