@@ -65,8 +65,8 @@ def main() -> None:
     vocab = args.data / "vocab" / "bert-base-uncased" / "vocab.txt"
     args.out.mkdir(parents=True, exist_ok=True)
     common = dict(corpus=corpus, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, eval_every=0,
-                  eval_batches=8, heldout_batch_size=64, checkpoint_every=0, log_every=50, progress=True,
-                  dropout=0.1)
+                  eval_batches=8, heldout_batch_size=64, checkpoint_every=50, keep_last=1, log_every=50,
+                  progress=True, dropout=0.1)  # checkpoints: an interrupted experiment resumes when re-run
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
 
     init = make_init_dir(args.out / "teacher-init", Arch.parse(args.teacher_arch), vocab, 512)
