@@ -49,6 +49,8 @@ def test_kernel_vs_ort_rank_correlation(benchmark, tmp_path):
             ort_ms.append(median_ms(lambda: session.run(None, {"hidden": hidden, "mask": mask})))  # noqa: B023
             kernel_ms.append(median_ms(lambda: kernel.forward(hidden, mask, THREADS)))  # noqa: B023
             print(f"{arch}: kernel {kernel_ms[-1]:.1f} ms, ORT {ort_ms[-1]:.1f} ms")
+            for f in tmp_path.iterdir():  # up to ~0.6 GB per model: keep the disk footprint to one at a time
+                f.unlink()
         return np.array(kernel_ms), np.array(ort_ms)
 
     kernel_ms, ort_ms = benchmark.pedantic(measure, rounds=1, iterations=1)

@@ -1,6 +1,7 @@
 #include "encoder.h"
 
-#include <cblas.h>  // scipy-openblas32: every symbol carries the scipy_ prefix
+#include <cblas.h>    // scipy-openblas32: every symbol carries the scipy_ prefix
+#include <pthread.h>  // pthread_atfork
 
 #include <algorithm>
 #include <atomic>
@@ -30,8 +31,15 @@ class ThreadPool {
 
   static ThreadPool& instance() {
     // Leaked on purpose: joining threads from a static destructor at interpreter exit can deadlock.
-    static ThreadPool* pool = new ThreadPool;
-    return *pool;
+    static const bool registered = [] {
+      current() = new ThreadPool;
+      // A fork()ed child has none of the workers, and the parent's mutex/condition variable may be mid-use:
+      // the child (single-threaded at this point) gets a fresh pool and never touches the old one.
+      pthread_atfork(nullptr, nullptr, [] { current() = new ThreadPool; });
+      return true;
+    }();
+    (void)registered;
+    return *current();
   }
 
   void run(int threads, int64_t n_tasks, const Task& fn) {
@@ -68,6 +76,11 @@ class ThreadPool {
  private:
   ThreadPool() = default;
 
+  static ThreadPool*& current() {
+    static ThreadPool* pool = nullptr;
+    return pool;
+  }
+
   static void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -77,7 +90,10 @@ class ThreadPool {
   void ensure_workers(int n) {
     while (static_cast<int>(workers_.size()) < n) {
       const int index = static_cast<int>(workers_.size()) + 1;
-      workers_.emplace_back([this, index] { worker_loop(index); });
+      // A new worker starts from the current generation, so it only ever joins jobs published after it
+      // exists.
+      const uint64_t seen = generation_.load(std::memory_order_acquire);
+      workers_.emplace_back([this, index, seen] { worker_loop(index, seen); });
       workers_.back().detach();
     }
   }
@@ -95,8 +111,7 @@ class ThreadPool {
     }
   }
 
-  void worker_loop(int index) {
-    uint64_t seen = 0;
+  void worker_loop(int index, uint64_t seen) {
     for (;;) {
       uint64_t gen = generation_.load(std::memory_order_acquire);
       for (int spin = 0; gen == seen && spin < 20000; ++spin) {

@@ -207,3 +207,27 @@ def test_boundary_fuzz(small_kernel, shape, mask_shape, dtype, mask_dtype, trans
     except (ValueError, TypeError):
         return
     assert out.shape == hidden.shape and out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def _forward_in_child(queue) -> None:
+    kernel = EncoderKernel.random(Arch(1, 2, 32, 64), seed=1)
+    queue.put(kernel.forward(np.ones((2, 16, 32), np.float32), threads=2))
+
+
+def test_thread_pool_survives_fork_and_growth():
+    """The pool is reused across calls with different thread counts and in a fork()ed child."""
+    import multiprocessing
+
+    kernel = EncoderKernel.random(Arch(1, 2, 32, 64), seed=1)
+    hidden = np.ones((2, 16, 32), np.float32)
+    expected = kernel.forward(hidden, threads=1)
+    for threads in (2, 3, 2, 4, 1, 4):
+        np.testing.assert_allclose(kernel.forward(hidden, threads=threads), expected, atol=1e-5)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_forward_in_child, args=(queue,))
+    child.start()
+    out = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_allclose(out, expected, atol=1e-5)
