@@ -8,8 +8,8 @@ run with pytest-benchmark and writes speedup.json / speedup.png, the others chec
 Run (the machine is shared: take the lock so benchmarks do not overlap):
     flock /tmp/bortfast-bench.lock env BORTFAST_SHARED_DATA=/work/shared/data \
         BORTFAST_SPEEDUP_OUT=benchmarks/results/cpu_speedup pytest benchmarks/test_cpu_speedup.py -s
-Environment: BORTFAST_SPEEDUP_ROUNDS (default 5), BORTFAST_SPEEDUP_THREADS (2), BORTFAST_SPEEDUP_SENTENCES
-(number of SST-2 dev sentences end to end, default all 872; 0 skips the end-to-end part).
+Environment: BORTFAST_SPEEDUP_ROUNDS (default 3), BORTFAST_SPEEDUP_THREADS (2), BORTFAST_SPEEDUP_SENTENCES
+(number of SST-2 dev sentences end to end, default the first 256, -1 all 872; 0 skips the end-to-end part).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _result: dict = {}
 def test_speedup_run(benchmark, tmp_path_factory):
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (set BORTFAST_SHARED_DATA)")
-    n_sentences = int(os.environ.get("BORTFAST_SPEEDUP_SENTENCES", "-1"))
+    n_sentences = int(os.environ.get("BORTFAST_SPEEDUP_SENTENCES", "256"))
     sentences = None
     if n_sentences != 0:
         sentences = read_sentences_tsv(SHARED_DATA / "glue" / "SST-2" / "dev.tsv",
@@ -38,7 +38,7 @@ def test_speedup_run(benchmark, tmp_path_factory):
     kwargs = dict(out_dir=out_dir, tokenizer=str(SHARED_DATA / "vocab" / "bert-base-uncased" / "vocab.txt"),
                   sentences=sentences, batch_sizes=(1, 8), seq_len=128,
                   threads=int(os.environ.get("BORTFAST_SPEEDUP_THREADS", "2")),
-                  rounds=int(os.environ.get("BORTFAST_SPEEDUP_ROUNDS", "5")))
+                  rounds=int(os.environ.get("BORTFAST_SPEEDUP_ROUNDS", "3")))
     result = benchmark.pedantic(run_speedup, kwargs=kwargs, rounds=1, iterations=1)
     _result.update(result)
     print(f"\n{format_summary(result)}\nwritten to {out_dir}/speedup.json and speedup.png")

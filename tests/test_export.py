@@ -95,8 +95,8 @@ def test_int8_close_by_cosine_and_smaller(tmp_path, tokenizer):
     assert int8.quantize == "int8" and int8.has_tokenizer
     assert int8.parity_cosine >= 0.99, int8
     assert int8.parity_max_abs_diff > fp32.parity_max_abs_diff  # it really is quantised
-    ops = {n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node}
-    assert ops & {"QAttention", "MatMulInteger", "DynamicQuantizeMatMul"}
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "int8.onnx")).graph.node]
+    assert ops.count("QAttention") == 2 and "MatMulInteger" in ops  # the fused attention is quantised too
     # weights dominate the file: embeddings stay fp32, the encoder matmuls shrink ~4x
     assert int8.file_bytes < fp32.file_bytes
 
