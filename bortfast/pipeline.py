@@ -56,6 +56,7 @@ class RunConfig:
     task_data: str | None = None  # its data directory
     finetune_epochs: int = 1
     finetune_max_train: int | None = 2000  # training examples used (None: all)
+    finetune_lr: float = 1e-4
     bench_rounds: int = 5  # interleaved timing rounds
     bench_sentences: int = 256  # held-out sentences for the end-to-end timing and the quality check
     threads: int = 2
@@ -196,11 +197,12 @@ def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
 def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
     if cfg.task is None:
         return {"skipped": True}
-    from bortfast.finetune import FinetuneConfig, finetune
+    from bortfast.finetune import finetune
+    from bortfast.finetune_config import FinetuneConfig
 
-    result = finetune(FinetuneConfig(model=str(out / "student"), task=cfg.task, data=cfg.task_data,
-                                     out_dir=str(out / "finetuned"), epochs=cfg.finetune_epochs,
-                                     max_train_examples=cfg.finetune_max_train, seed=cfg.seed))
+    result = finetune(out / "student", cfg.task, cfg.task_data, out / "finetuned",
+                      FinetuneConfig(epochs=cfg.finetune_epochs, max_train_examples=cfg.finetune_max_train,
+                                     learning_rate=cfg.finetune_lr, seed=cfg.seed, progress=cfg.progress))
     return {"skipped": False, "task": cfg.task, "result": result}
 
 
@@ -394,8 +396,10 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
               + (f"; mean cosine of projected student vs teacher sentence embeddings = {quality['cosine']:.3f}"
                  if "cosine" in quality else "") + "."]
     if not st["finetune"].get("skipped", True):
-        lines += ["", f"## Fine-tuning ({cfg.task})", "", "```json",
-                  json.dumps(st["finetune"]["result"], indent=2, default=str), "```"]
+        dev = st["finetune"]["result"].get("dev", {})
+        lines += ["", f"## Fine-tuning ({cfg.task}, {cfg.finetune_epochs} epoch(s), at most "
+                  f"{cfg.finetune_max_train} training examples)", "", "| dev metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" for k, v in dev.items() if isinstance(v, (int, float))]
     lines += ["", "## Files", "", "`search.json`, `pareto.png`, `student/` (BertForMaskedLM, loads with "
               "`from_pretrained`), `model.onnx`, `model.int8.onnx`, `speedup.json`, `speedup.png`, `pipeline.json`.",
               ""]

@@ -65,10 +65,12 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     assert proc3.returncode == 2 and "other settings" in proc3.stderr and "threads" in proc3.stderr
 
 
-def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_corpus_file, tmp_path, monkeypatch):
+def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_corpus_file, tmp_path, monkeypatch,
+                                                        shared_data):
     cfg = RunConfig(teacher=str(tiny_teacher_dir), corpus=[str(tiny_corpus_file)], out_dir=str(tmp_path / "run"),
                     eps=16, steps=1, seq_len=32, distill_steps=2, distill_batch_size=2, bench_rounds=1, threads=1,
-                    latency="flops", progress=False)
+                    latency="flops", task="sst2", task_data=str(shared_data / "glue" / "SST-2"),
+                    finetune_max_train=32, progress=False)
 
     def broken_export(*args, **kwargs):
         raise ValueError("disk full (simulated)")
@@ -91,6 +93,10 @@ def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_co
     state = pipeline.run(cfg)
     assert list(state["stages"]) == list(pipeline.STAGES)
     assert (tmp_path / "run" / "model.onnx").is_file()
+    # The optional fine-tuning stage ran on SST-2 and its dev metrics reach the summary.
+    assert state["stages"]["finetune"]["outputs"]["task"] == "sst2"
+    assert "accuracy" in state["stages"]["finetune"]["outputs"]["result"]["dev"]
+    assert "## Fine-tuning (sst2" in (tmp_path / "run" / "summary.md").read_text()
 
 
 def test_run_config_rejects_bad_values(tmp_path):
