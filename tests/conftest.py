@@ -17,6 +17,15 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_outside_the_source_tree(tmp_path_factory):
+    """Session- and module-scoped fixtures start subprocesses too: run them from a temp dir as well."""
+    old = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(old)
+
+
 @pytest.fixture(autouse=True)
 def _run_outside_the_source_tree(tmp_path, monkeypatch):
     """Run every test (and the subprocesses it starts) from a temp dir, so `python -m bortfast` and torchrun
