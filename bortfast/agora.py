@@ -60,6 +60,7 @@ from bortfast.finetune import (
     decide,
     encode,
     evaluate,
+    fit_seq_len,
     load_tokenizer,
     predict,
     save_checkpoint,
@@ -218,9 +219,10 @@ def agora(model_dir: str | os.PathLike, task: str | TaskSpec, data: str | os.Pat
     spec = get_task(task)
     config = config or AgoraConfig()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    _load_config(model_dir)
+    model_config = _load_config(model_dir)
     tokenizer = load_tokenizer(tokenizer_dir or model_dir)
     check_tokenizer(tokenizer, model_dir)
+    config = dataclasses.replace(config, finetune=fit_seq_len(config.finetune, model_config))
     fc = config.finetune
     train_all = load_examples(spec, data, "train")
     dev = subsample(load_examples(spec, data, "dev"), fc.max_eval_examples, config.seed)

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,16 @@ class BortForSequenceClassification(BertForSequenceClassification):
 _ENCODER_ONLY = {"BertForMaskedLM", "BertModel", "BertForPreTraining", "BertLMHeadModel"}
 _HEAD_CLASS = {"BertForSequenceClassification": CLASSIFICATION, "BortForSequenceClassification": CLASSIFICATION,
                "BertForMultipleChoice": MULTIPLE_CHOICE}
+
+
+def fit_seq_len(config: FinetuneConfig, model_config: Any) -> FinetuneConfig:
+    """Cap ``max_seq_len`` at the model's position table: longer inputs would index past it."""
+    limit = int(model_config.max_position_embeddings)
+    if config.max_seq_len <= limit:
+        return config
+    log.warning("max_seq_len %d exceeds the model's %d positions; truncating inputs to %d",
+                config.max_seq_len, limit, limit)
+    return replace(config, max_seq_len=limit)
 
 
 def _load_config(model_dir: str | os.PathLike) -> BertConfig:
@@ -434,8 +444,7 @@ def finetune(model_dir: str | os.PathLike, task: str | TaskSpec, data: str | os.
     """Fine-tune the encoder in ``model_dir`` on ``task`` read from ``data``; keep the best epoch in
     ``out_dir/best`` and write ``out_dir/results.json``. Returns the results (dev metrics under ``"dev"``)."""
     spec = get_task(task)
-    config = config or FinetuneConfig()
-    _load_config(model_dir)  # a missing / non-BERT model is the first thing to report
+    config = fit_seq_len(config or FinetuneConfig(), _load_config(model_dir))  # missing / non-BERT model first
     tokenizer = load_tokenizer(tokenizer_dir or model_dir)
     check_tokenizer(tokenizer, model_dir)
     train_all = load_examples(spec, data, "train")

@@ -125,3 +125,13 @@ def test_encoder_without_mlm_head_can_be_finetuned(tmp_path, shared_data, keywor
     enc = make_tiny_bert(tmp_path / "enc", shared_data / "vocab/bert-base-uncased/vocab.txt", mlm_head=False)
     res = finetune(enc, "sst2", keyword_task, None, FinetuneConfig(**{**FAST, "epochs": 1}))
     assert 0 <= res["dev"]["accuracy"] <= 1
+
+
+def test_max_seq_len_is_capped_at_the_model_positions():
+    from transformers import BertConfig
+
+    from bortfast.finetune import fit_seq_len
+    from bortfast.finetune_config import FinetuneConfig
+
+    assert fit_seq_len(FinetuneConfig(max_seq_len=128), BertConfig(max_position_embeddings=64)).max_seq_len == 64
+    assert fit_seq_len(FinetuneConfig(max_seq_len=32), BertConfig(max_position_embeddings=64)).max_seq_len == 32
