@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bortfast._io import append_jsonl, write_json
+from bortfast._io import append_jsonl, replace_dir, write_json
 from bortfast.space import Arch
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
@@ -796,22 +796,6 @@ def _set_rng_state(state: dict) -> None:
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished temp directory into place; an existing ``final`` is swapped out first and then removed."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _save_model_dir(module: Any, teacher: Teacher, directory: Path) -> None:
     module.student.save_pretrained(directory)
     teacher.tokenizer.save_pretrained(directory)
@@ -976,7 +960,7 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
             write_json(tmp / "trainer_state.json", {
                 "step": step, "world_size": world, "fingerprints": fingerprints,
                 "config": dataclasses.asdict(config), "arch": str(arch), "time": time.time()})
-            _replace_dir(tmp, final)
+            replace_dir(tmp, final)
             for old in _checkpoint_dirs(ckpt_root)[: -config.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
         barrier()
@@ -1063,7 +1047,7 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         write_json(tmp / "distill_config.json", config)
         write_json(tmp / "summary.json", {"arch": str(arch), "steps": config.steps, "world_size": world,
                                           "teacher": config.teacher, "teacher_kind": teacher.kind, **summary})
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
     barrier()
     return final
 

@@ -27,8 +27,6 @@ import logging
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -48,7 +46,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from bortfast._io import write_json
+from bortfast._io import atomic_dir, write_json
 from bortfast.finetune_config import FinetuneConfig
 from bortfast.tasks import (
     CLASSIFICATION,
@@ -418,24 +416,9 @@ def train_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, task: str 
 def save_checkpoint(model: nn.Module, tokenizer: PreTrainedTokenizerBase, path: str | os.PathLike) -> None:
     """``save_pretrained`` (safetensors) model + tokenizer into a temp directory beside ``path``, then swap it in,
     so ``path`` always holds one complete checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        with _silence_load_report():
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(path) as tmp, _silence_load_report():
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
 
 
 def finetune(model_dir: str | os.PathLike, task: str | TaskSpec, data: str | os.PathLike,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bortfast._io import atomic_open, write_json
+from bortfast._io import atomic_dir, atomic_open, write_json
 
 STATE_NAME = "pipeline.json"
 STAGES = ("corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary")
@@ -100,12 +100,8 @@ def _log(cfg: RunConfig, msg: str) -> None:
 
 def _copytree_atomic(src: Path, dst: Path) -> None:
     """Copy a directory into place via a temp sibling and a rename, so ``dst`` is never half-written."""
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(tmp, dst)
+    with atomic_dir(dst) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
 
 
 class _State:
@@ -207,13 +203,9 @@ def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 
 def _save_encoder(model: Any, tokenizer: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
 
 
 def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
