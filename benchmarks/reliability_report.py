@@ -39,6 +39,21 @@ FILES = {
     "tests/test_distill_train.py": "distillation: SIGKILL mid-run + resume, corrupt/pickle checkpoints",
     "tests/test_search_cli.py": "search: SIGKILL mid-run + resume, refusal to mix settings, --overwrite",
 }
+FINDINGS = [
+    "UBSan: a NaN in the encoder kernel's input reached `exp_approx`'s float->int conversion and exponent shift "
+    "(undefined behaviour; csrc/encoder_ops_inl.h). NaN now propagates like torch "
+    "(`test_nan_input_propagates_without_undefined_behaviour`).",
+    "`_core.Encoder` accepted sizes whose weights need terabytes and zero-filled them until std::bad_alloc (an "
+    "abort under ASan); weights above 2^31 floats are now a ValueError "
+    "(`test_encoder_huge_but_in_range_sizes_fail_cleanly`).",
+    "A corrupt/truncated/empty `model.safetensors` given to `load_teacher`, `finetune.build_model` or "
+    "`export.to_onnx` raised safetensors' own `SafetensorError` (not a ValueError/OSError, so the CLI printed a "
+    "traceback) without naming the file; now a ValueError naming the checkpoint.",
+    "A non-UTF-8 GLUE/SuperGLUE file raised a bare UnicodeDecodeError without the file name; now a ValueError "
+    "naming the file and byte.",
+    "`.ci/asan` lost sanitizer reports (pytest's fd capture swallowed them when the process exited); it now runs "
+    "pytest with `-s`.",
+]
 CRASH_SAFETY = re.compile(r"kill|resume|torn|interrupt", re.I)
 STATS = re.compile(r"^(?P<test>\S+::\S+):\s*$|(?P<n>\d+) passing examples, (?P<f>\d+) failing examples", re.M)
 
@@ -123,6 +138,7 @@ def render(rows: list[dict], examples: dict[str, int], rc: int, wall: float, asa
     for r in rows:
         ex = examples.get(r["name"], "")
         out.append(f"| {r['file']} | `{r['name']}` | {r['outcome']} | {ex} | {r['time']:.2f} |")
+    out += ["", "## Bugs these tests found (fixed, each with a test)", ""] + [f"- {b}" for b in FINDINGS]
     out += ["", "An outcome of *passed* means: every call returned a result equal to the reference, or raised a "
             "Python exception (TypeError/ValueError/IndexError/OverflowError/OSError) with a message naming the "
             "value or file; no crash, hang, foreign code run or partial output file.", ""]
