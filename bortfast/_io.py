@@ -149,3 +149,15 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
                 break
             raise ValueError(f"{path}:{lineno}: corrupt journal line: {err}") from None
     return records
+
+
+@contextlib.contextmanager
+def clear_weight_errors(model_dir: str | os.PathLike) -> Iterator[None]:
+    """Turn safetensors' own error type (a corrupt, truncated or empty ``model.safetensors``, not a ValueError or
+    OSError) into a ValueError that names the checkpoint directory."""
+    try:
+        yield
+    except Exception as err:
+        if type(err).__name__ != "SafetensorError":
+            raise
+        raise ValueError(f"{os.fspath(model_dir)!r}: model.safetensors is corrupt or truncated ({err})") from None

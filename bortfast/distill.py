@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from bortfast._io import append_jsonl, replace_dir, write_json
+from bortfast._io import append_jsonl, clear_weight_errors, replace_dir, write_json
 from bortfast.space import Arch
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
@@ -141,8 +141,10 @@ def load_teacher(name_or_path: str | os.PathLike, *, allow_pickle: bool = False)
     kind: TeacherKind = "mlm" if _is_masked_lm_config(config) else "hidden"
     auto = AutoModelForMaskedLM if kind == "mlm" else AutoModel
     try:
-        model, info = auto.from_pretrained(source, config=config, use_safetensors=None if allow_pickle else True,
-                                           output_loading_info=True)
+        with clear_weight_errors(source):
+            model, info = auto.from_pretrained(source, config=config,
+                                               use_safetensors=None if allow_pickle else True,
+                                               output_loading_info=True)
     except OSError as err:
         raise OSError(f"teacher {name!r}: cannot load safetensors weights ({err})") from None
     # A teacher with randomly initialised parts would be distilled silently: refuse missing weights, except the

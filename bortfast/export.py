@@ -201,7 +201,10 @@ def to_onnx(
     import torch
     import transformers
 
-    model = getattr(transformers, class_name).from_pretrained(model_dir, attn_implementation="eager").eval()
+    from bortfast._io import clear_weight_errors
+
+    with clear_weight_errors(model_dir):
+        model = getattr(transformers, class_name).from_pretrained(model_dir, attn_implementation="eager").eval()
     layers, heads = config.num_hidden_layers, config.num_attention_heads
     hidden, intermediate = config.hidden_size, config.intermediate_size
 

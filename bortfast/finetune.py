@@ -46,7 +46,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from bortfast._io import atomic_dir, write_json
+from bortfast._io import atomic_dir, clear_weight_errors, write_json
 from bortfast.finetune_config import FinetuneConfig
 from bortfast.tasks import (
     CLASSIFICATION,
@@ -170,7 +170,7 @@ def build_model(model_dir: str | os.PathLike, task: str | TaskSpec,
     for key, value in kwargs.items():
         setattr(bert_config, key, value)
     bert_config.classifier_hidden_layer = hidden_layer if spec.kind != MULTIPLE_CHOICE else False
-    with _silence_load_report():
+    with _silence_load_report(), clear_weight_errors(model_dir):
         if spec.kind == MULTIPLE_CHOICE:
             return BertForMultipleChoice.from_pretrained(model_dir, config=bert_config, local_files_only=True)
         cls = BortForSequenceClassification if hidden_layer else BertForSequenceClassification
@@ -187,7 +187,7 @@ def load_finetuned(model_dir: str | os.PathLike) -> nn.Module:
                          "fine-tune it first (bortfast finetune)")
     cls = BortForSequenceClassification if getattr(bert_config, "classifier_hidden_layer", False) else \
         BertForSequenceClassification
-    with _silence_load_report():
+    with _silence_load_report(), clear_weight_errors(model_dir):
         if kind == MULTIPLE_CHOICE:
             return BertForMultipleChoice.from_pretrained(model_dir, local_files_only=True)
         return cls.from_pretrained(model_dir, local_files_only=True)

@@ -245,12 +245,16 @@ def load_examples(task: str | TaskSpec, data: str | os.PathLike, split: str) -> 
         path = path.with_suffix(".jsonl")
     if not path.exists():
         raise FileNotFoundError(f"split {split!r} of task {spec.name} not found: expected {path}")
-    if spec.benchmark == "glue":
-        examples = _read_glue_tsv(spec, path)
-    elif path.is_dir():
-        examples = _read_json_dir(spec, path)
-    else:
-        examples = _read_jsonl(spec, path)
+    try:
+        if spec.benchmark == "glue":
+            examples = _read_glue_tsv(spec, path)
+        elif path.is_dir():
+            examples = _read_json_dir(spec, path)
+        else:
+            examples = _read_jsonl(spec, path)
+    except UnicodeDecodeError as err:  # a bare codec error would not say which file
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start} of the "
+                         "decoded chunk); re-encode the file as UTF-8") from None
     if not examples:
         raise ValueError(f"{path}: no examples in split {split!r} of task {spec.name} (empty file?)")
     return examples

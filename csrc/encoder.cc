@@ -226,6 +226,15 @@ void check_shape(const EncoderShape& s) {
                                 " intermediate=" + std::to_string(s.intermediate) +
                                 " layers=" + std::to_string(s.layers));
   }
+  // The weights are allocated (and zero-filled) up front: refuse sizes whose weights alone exceed 2^31 floats
+  // (8 GiB, ~25x BERT-large) instead of paging through memory until std::bad_alloc (or an ASan abort).
+  const int64_t h = s.hidden, i = s.intermediate;
+  const int64_t per_layer = 4 * h * h + 2 * h * i + 9 * h + i;  // <= ~2^43: no overflow with the limits above
+  constexpr int64_t kMaxFloats = int64_t{1} << 31;
+  if (per_layer > kMaxFloats / s.layers) {
+    throw std::invalid_argument("encoder weights would need " + std::to_string(per_layer) + " x " +
+                                std::to_string(s.layers) + " floats, more than the limit 2^31 (8 GiB)");
+  }
 }
 
 }  // namespace

@@ -39,7 +39,10 @@ inline float erf_approx(float x) {
 // (about -3.4e38) gives ~1e-38 rather than 0, which is invisible next to the row's largest term exp(0) = 1.
 inline float exp_approx(float x) {
   x = std::min(std::max(x, -87.3f), 88.3f);
-  const float t = x * 1.44269504088896341f;
+  // NaN survives the clamp (std::min/max return their first argument when a comparison is false). Converting
+  // it to int is undefined (and the shift below would then overflow): take n = 0 for NaN; p, and so the result,
+  // stays NaN as in torch.
+  const float t = x == x ? x * 1.44269504088896341f : 0.0f;
   const int32_t n = static_cast<int32_t>(t + (t >= 0.0f ? 0.5f : -0.5f));
   const float nf = static_cast<float>(n);
   float r = x - nf * 0.693359375f;
@@ -51,7 +54,7 @@ inline float exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const int32_t bits = (n + 127) << 23;
+  const int32_t bits = static_cast<int32_t>(static_cast<uint32_t>(n + 127) << 23);  // n + 127 in [1, 255]
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
