@@ -40,8 +40,8 @@ inline float erf_approx(float x) {
 inline float exp_approx(float x) {
   x = std::min(std::max(x, -87.3f), 88.3f);
   // NaN survives the clamp (std::min/max return their first argument when a comparison is false). Converting
-  // it to int is undefined (and the shift below would then overflow): take n = 0 for NaN; p, and so the result,
-  // stays NaN as in torch.
+  // it to int is undefined (and the shift below would then overflow): take n = 0 for NaN; p, and so the
+  // result, stays NaN as in torch.
   const float t = x == x ? x * 1.44269504088896341f : 0.0f;
   const int32_t n = static_cast<int32_t>(t + (t >= 0.0f ? 0.5f : -0.5f));
   const float nf = static_cast<float>(n);
