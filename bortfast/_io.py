@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -161,3 +161,61 @@ def clear_weight_errors(model_dir: str | os.PathLike) -> Iterator[None]:
         if type(err).__name__ != "SafetensorError":
             raise
         raise ValueError(f"{os.fspath(model_dir)!r}: model.safetensors is corrupt or truncated ({err})") from None
+
+
+def _refuse_dangerous_dir(directory: Path) -> None:
+    """Never clear ``/``, the home directory, the working directory or any of its parents."""
+    resolved = directory.resolve()
+    cwd = Path.cwd().resolve()
+    home = Path.home().resolve()
+    if resolved == Path(resolved.anchor) or resolved == home or resolved == cwd or resolved in cwd.parents:
+        raise ValueError(f"refusing to clear {os.fspath(directory)!r} (resolves to {resolved}): it is the root, "
+                         f"the home directory, the working directory or one of its parents; use another --out")
+
+
+def _owned_entry(name: str, owned: frozenset[str]) -> bool:
+    """An entry bortfast wrote: one of ``owned``, or a temp/old sibling of one (atomic_open/atomic_dir/replace_dir)."""
+    if name in owned:
+        return True
+    for base in owned:
+        stem = Path(base).stem
+        if name.startswith((f".{base}.", f".{stem}.", f".old-{base}-")) and (".tmp" in name or ".old-" in name):
+            return True
+    return False
+
+
+def clear_own_dir(directory: str | os.PathLike, marker: str, owned: Collection[str]) -> None:
+    """Remove what bortfast wrote into ``directory``, and nothing else.
+
+    ``directory`` must hold ``marker`` (the state file that makes it bortfast's own run). Only the top-level
+    entries named in ``owned`` (and their temp siblings) are removed; if anything else is there, nothing is
+    removed and FileExistsError names the foreign entries. ``/``, the home directory, the working directory and
+    its parents are always refused. Symlinks are unlinked, never followed.
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    _refuse_dangerous_dir(directory)
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{os.fspath(directory)!r} is not a directory; use another --out")
+    owned = frozenset(owned) | {marker}
+    entries = sorted(directory.iterdir())
+    if not entries:
+        return
+    if not (directory / marker).is_file():
+        raise FileExistsError(f"{os.fspath(directory)!r} is not empty and holds no {marker}: it is not a bortfast "
+                              f"run directory, so nothing was removed; use another --out")
+    foreign = [p.name for p in entries if not _owned_entry(p.name, owned)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FileExistsError(f"{os.fspath(directory)!r} holds files bortfast did not write ({shown}), so nothing "
+                              f"was removed; move them away or use another --out")
+    for path in entries:
+        if path.name == marker:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    (directory / marker).unlink()  # last: an interrupted clear is still recognised as our run
+    _fsync_dir(directory)

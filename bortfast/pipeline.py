@@ -24,10 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from bortfast._io import atomic_dir, atomic_open, write_json
+from bortfast._io import atomic_dir, atomic_open, clear_own_dir, write_json
 
 STATE_NAME = "pipeline.json"
 STAGES = ("corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary")
+# Every top-level entry a run writes into its out_dir: --overwrite removes these and nothing else.
+RUN_OUTPUTS = ("corpus", "search", "distill", "student", "finetuned", "work", "search.json", "pareto.png",
+               "model.onnx", "model.int8.onnx", "speedup.json", "speedup.png", "summary.md", "quality.json",
+               "quality.png")
 
 
 class StageError(RuntimeError):
@@ -123,11 +127,11 @@ class _State:
                     f"--overwrite to discard it")
             self.data = data
         else:
-            if cfg.overwrite and Path(cfg.out_dir).exists():
-                shutil.rmtree(cfg.out_dir)
+            if cfg.overwrite:
+                clear_own_dir(cfg.out_dir, STATE_NAME, RUN_OUTPUTS)  # only our own files; refuses . ~ /
             elif Path(cfg.out_dir).exists() and any(Path(cfg.out_dir).iterdir()):
-                raise FileExistsError(f"{cfg.out_dir} exists and is not a bortfast run directory; use another "
-                                      f"--out or --overwrite")
+                raise FileExistsError(f"{cfg.out_dir} is not empty and is not a bortfast run directory (no "
+                                      f"{STATE_NAME}); use another --out")
             self.data = {"config": identity, "stages": {}}
             self.save()
 

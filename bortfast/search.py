@@ -464,9 +464,29 @@ def _barrier() -> None:
     dist.barrier()
 
 
+def _is_own_output(file: Path) -> bool:
+    """A journal whose first line is bortfast's header, or a search.json with bortfast's result keys."""
+    try:
+        if file.suffix == ".jsonl":
+            with open(file, encoding="utf-8") as f:
+                return json.loads(f.readline()).get("kind") == "header"
+        return {"candidates", "best"} <= set(json.loads(file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
+
+
 def _clear_outputs(out_dir: Path) -> None:
-    for file in [*out_dir.glob("journal*.jsonl"), out_dir / RESULT_NAME, out_dir / PLOT_NAME]:
-        if file.exists():
+    """--overwrite: remove this search's journals, result and plot; refuse if one of them is not bortfast's."""
+    files = [f for f in [*out_dir.glob("journal*.jsonl"), out_dir / RESULT_NAME] if f.is_file()]
+    foreign = [f.name for f in files if f.is_symlink() or not _is_own_output(f)]
+    if foreign:
+        raise FileExistsError(f"{out_dir}: {', '.join(foreign)} not written by a bortfast search, so nothing was "
+                              f"removed; use another output directory")
+    if (out_dir / PLOT_NAME).is_file() and not files:
+        raise FileExistsError(f"{out_dir / PLOT_NAME} has no bortfast search beside it, so nothing was removed; "
+                              f"use another output directory")
+    for file in [*files, out_dir / PLOT_NAME]:
+        if file.is_file():
             file.unlink()
 
 
