@@ -17,7 +17,8 @@ import os
 import pytest
 import torch
 
-from bortfast.distill import LossWeights, _param_groups, distillation_loss
+from bortfast._base.optim import param_groups as _param_groups
+from bortfast.distill import LossWeights, distillation_loss
 from bortfast.space import Arch
 
 BATCH = int(os.environ.get("BORTFAST_BENCH_BATCH", "2"))

@@ -5,37 +5,40 @@ The compiled module ``bortfast._core`` is private; this package re-exports the p
 
 # Loads the OpenBLAS library that bortfast._core links, so it must come before anything imports _core.
 from bortfast import _openblas  # noqa: F401  # isort: skip
-from bortfast.kernel import EncoderKernel
-from bortfast.profile import LatencyStats, measure_latency, profile_space
-from bortfast.search import SearchConfig, SearchResult, extract, run_algorithm1
-from bortfast.selection import approx_pareto_front, interval_pivots, pareto_front, w_coefficients
+from bortfast import _compat
+from bortfast.data.tasks import compute_metrics, get_task, load_examples
+from bortfast.profile import EncoderKernel, LatencyStats, measure_latency, profile_space
+from bortfast.search import SearchConfig, SearchResult, run_algorithm1
+from bortfast.search.selection import approx_pareto_front, interval_pivots, pareto_front, w_coefficients
 from bortfast.space import (
     Arch,
     SearchSpace,
     encoder_flops,
     param_counts,
 )
-from bortfast.tasks import compute_metrics, get_task, load_examples
 
 __version__ = "0.1.0"
 
+_compat.install()  # old module paths (bortfast.pipeline, bortfast.kernel, ...) import their new homes
+
 # Heavy names (torch / transformers / onnxruntime behind them) load on first use so `import bortfast` stays light.
 # The function `distill` is not re-exported: the name `bortfast.distill` is the submodule.
-# Likewise `finetune` / `agora` are submodules (from bortfast.finetune import finetune).
+# Likewise `finetune` / `agora` are submodules (from bortfast.finetune.train import finetune).
 _LAZY = {
-    "DistillConfig": "bortfast.distill",
-    "build_student": "bortfast.distill",
-    "load_corpus": "bortfast.distill",
-    "load_teacher": "bortfast.distill",
-    "short_train_error": "bortfast.distill",
-    "to_onnx": "bortfast.export",
-    "ExportReport": "bortfast.export",
+    "extract": "bortfast.apps.extract",
+    "DistillConfig": "bortfast.distill.config",
+    "build_student": "bortfast.distill.student",
+    "load_corpus": "bortfast.data.corpus",
+    "load_teacher": "bortfast.data.teacher",
+    "short_train_error": "bortfast.distill.short",
+    "to_onnx": "bortfast.export.onnx",
+    "ExportReport": "bortfast.export.onnx",
     "Encoder": "bortfast.runtime",
     "Classifier": "bortfast.runtime",
-    "run_speedup": "bortfast.bench",
-    "FinetuneConfig": "bortfast.finetune_config",
-    "AgoraConfig": "bortfast.finetune_config",
-    "load_finetuned": "bortfast.finetune",
+    "run_speedup": "bortfast.apps.bench",
+    "FinetuneConfig": "bortfast.finetune.config",
+    "AgoraConfig": "bortfast.finetune.config",
+    "load_finetuned": "bortfast.finetune.train",
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 from bortfast import pipeline
 from bortfast._io import clear_own_dir
 from bortfast.pipeline import RunConfig
-from bortfast.search import _clear_outputs
+from bortfast.search.runner import _clear_outputs
 
 
 def _state(out: Path, overwrite: bool) -> pipeline._State:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-import bortfast.profile as profile
+import bortfast.profile.latency as profile
 from bortfast import Arch, LatencyStats, SearchSpace, measure_latency, profile_space
 from bortfast.cli import main
 

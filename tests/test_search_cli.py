@@ -138,14 +138,14 @@ def test_extract_rejects_bad_input(tiny_teacher_dir, tiny_corpus_file, tmp_path,
     with pytest.raises(ValueError, match="space must be 'below-teacher', 'bert-paper'"):
         extract(tiny_teacher_dir, tiny_corpus_file, "huge", **base)
 
-    import bortfast.search as search
+    import bortfast.search.runner as runner
 
     def nan_latency(archs, proxy, **kw):
         values = np.ones(len(archs))
         values[7] = np.nan
         return values, "ms"
 
-    monkeypatch.setattr(search, "latencies", nan_latency)
+    monkeypatch.setattr(runner, "latencies", nan_latency)
     with pytest.raises(ValueError, match=r"latency of <.*> is nan; it must be finite"):
         extract(tiny_teacher_dir, tiny_corpus_file, **base)
 

@@ -1,9 +1,9 @@
 """``bortfast finetune``: fine-tune an encoder on a GLUE / SuperGLUE / RACE-style task, plainly or with Agora.
 
 Options are generated from :class:`bortfast.finetune.FinetuneConfig` (``--learning-rate``, ``--epochs``, ...) and
-:class:`bortfast.agora.AgoraConfig` (``--agora-max-thetas``, ``--agora-learning-rates 1e-4 1e-5``, ...), so the
+:class:`bortfast.finetune.agora.AgoraConfig` (``--agora-max-thetas``, ``--agora-learning-rates 1e-4 1e-5``, ...), so the
 CLI and the Python API cannot drift apart (those dataclasses live in the torch-free
-:mod:`bortfast.finetune_config`). torch is imported only when the command runs.
+:mod:`bortfast.finetune.config`). torch is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from bortfast.finetune_config import AgoraConfig, FinetuneConfig
+from bortfast.finetune.config import AgoraConfig, FinetuneConfig
 
 # One-line help per dataclass field; type and default come from the dataclass itself.
 _HELP = {
@@ -97,7 +97,7 @@ def run_cli(args: argparse.Namespace) -> int:
     if agora_opts and not args.agora:
         raise ValueError(f"--agora-* options given without --agora: {', '.join(sorted(agora_opts))}")
     if args.agora:
-        from bortfast.agora import agora
+        from bortfast.finetune.agora import agora
 
         defaults = AgoraConfig().finetune
         explicit = _overrides(args, "", FinetuneConfig)
@@ -105,7 +105,7 @@ def run_cli(args: argparse.Namespace) -> int:
         results = agora(args.model, args.task, args.data, args.out, AgoraConfig(**agora_opts, finetune=run),
                         tokenizer_dir=args.tokenizer)
     else:
-        from bortfast.finetune import finetune
+        from bortfast.finetune.train import finetune
 
         results = finetune(args.model, args.task, args.data, args.out, ft, tokenizer_dir=args.tokenizer)
     if args.json:

@@ -17,7 +17,6 @@ on the weights. It writes ``speedup.json`` and ``speedup.png`` into ``out_dir``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bortfast._io import atomic_path, write_json
+from bortfast._base.io import atomic_path, write_json
 from bortfast.space import Arch
 
 BORT = Arch(4, 8, 1024, 768)
@@ -134,7 +133,7 @@ def _load_hf_tokenizer(spec: str | None) -> Any | None:
 
 
 def _arch_of(model_dir: str | Path) -> Arch:
-    from bortfast.export import _load_config
+    from bortfast.export.onnx import _load_config
 
     return Arch.from_config(_load_config(Path(model_dir)))
 
@@ -182,17 +181,24 @@ def _interleave(cases: Sequence[Case], rounds: int, warmup: int, cfg: SpeedupCon
 def run_speedup(config: SpeedupConfig | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run the benchmark (see the module docstring); returns the result written to ``speedup.json``.
 
-    Pass a :class:`SpeedupConfig` or its fields as keyword arguments.
+    Pass a :class:`SpeedupConfig` or its fields as keyword arguments. torch runs on ``threads`` threads for the
+    call; the caller's thread count is restored afterwards.
     """
+    from bortfast._base.state import torch_threads
+
     cfg = config if config is not None else SpeedupConfig(**kwargs)
+    with torch_threads(cfg.threads):
+        return _run_speedup(cfg)
+
+
+def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
     import onnxruntime as ort
     import torch
     import transformers
 
-    from bortfast.export import to_onnx
+    from bortfast.export.onnx import to_onnx
     from bortfast.runtime import Classifier, Encoder
 
-    torch.set_num_threads(cfg.threads)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
@@ -401,10 +407,7 @@ def run_speedup(config: SpeedupConfig | None = None, **kwargs: Any) -> dict[str,
 
 def plot_speedup(result: dict[str, Any], path: str | Path) -> None:
     """Bar chart: speed-up over HF PyTorch BERT-base per engine and batch size (and end to end)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from bortfast._base.plot import new_figure
 
     groups: dict[str, dict[str, float]] = {}
     for row in result["fixed"]:
@@ -412,7 +415,7 @@ def plot_speedup(result: dict[str, Any], path: str | Path) -> None:
     for row in result["e2e"]:
         groups.setdefault(f"end to end ({row['sentences']} sent.)", {})[row["engine"]] = row["speedup_vs_torch_base"]
     engines = list(dict.fromkeys(e for g in groups.values() for e in g))
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig, ax = new_figure(figsize=(10, 4.8), dpi=100)
     width = 0.8 / max(1, len(engines))
     for j, engine in enumerate(engines):
         xs = [i + j * width for i, g in enumerate(groups.values()) if engine in g]
@@ -430,7 +433,6 @@ def plot_speedup(result: dict[str, Any], path: str | Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
 
 
 def read_sentences_tsv(path: str | Path, limit: int | None = None) -> list[str]:
@@ -444,37 +446,6 @@ def read_sentences_tsv(path: str | Path, limit: int | None = None) -> list[str]:
     if not sentences:
         raise ValueError(f"{str(path)!r} has no sentences")
     return sentences[:limit] if limit else sentences
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output directory for speedup.json and speedup.png")
-    parser.add_argument("--student", help="deployed model directory (default: random-weight Bort <4,8,1024,768>)")
-    parser.add_argument("--teacher", help="baseline model directory (default: random-weight BERT-base)")
-    parser.add_argument("--large", help="second baseline directory (default: random-weight BERT-large)")
-    parser.add_argument("--no-large", action="store_true", help="skip the BERT-large baseline")
-    parser.add_argument("--tokenizer", help="vocab.txt / tokenizer.json / dir for random models (end to end)")
-    parser.add_argument("--sentences-tsv", help="TSV with a 'sentence' column (e.g. SST-2 dev.tsv) for end to end")
-    parser.add_argument("--max-sentences", type=int, help="use only the first N sentences")
-    parser.add_argument("--batch-sizes", default="1,8", help="fixed-shape batch sizes (default 1,8)")
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--e2e-rounds", type=int, default=1)
-    parser.add_argument("--work-dir", help="keep the exported ONNX files here")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    try:
-        batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
-    except ValueError:
-        raise ValueError(f"--batch-sizes must be comma-separated ints, got {args.batch_sizes!r}") from None
-    sentences = read_sentences_tsv(args.sentences_tsv, args.max_sentences) if args.sentences_tsv else None
-    result = run_speedup(out_dir=args.out, student_dir=args.student, teacher_dir=args.teacher,
-                         large_dir=args.large, include_large=not args.no_large, tokenizer=args.tokenizer,
-                         sentences=sentences, batch_sizes=batch_sizes, seq_len=args.seq_len, threads=args.threads,
-                         rounds=args.rounds, e2e_rounds=args.e2e_rounds, work_dir=args.work_dir)
-    print(format_summary(result))
-    return 0
 
 
 def format_summary(result: dict[str, Any]) -> str:

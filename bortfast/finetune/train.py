@@ -2,7 +2,7 @@
 
 The Bort paper (de Wynter & Perry 2020, §5.1) fine-tunes Bort with a single linear layer on the first token's
 representation, and an extra layer for CoLA; it selects fine-tuning hyperparameters with Agora (see
-:mod:`bortfast.agora`). This module is the plain fine-tuning that Agora calls per hyperparameter set θ:
+:mod:`bortfast.finetune.agora`). This module is the plain fine-tuning that Agora calls per hyperparameter set θ:
 
 * Heads (the models stay ``transformers`` models, saved with ``save_pretrained`` as safetensors):
   classification and regression (STS-B, ``num_labels=1``, MSE) use ``BertForSequenceClassification``
@@ -21,14 +21,13 @@ representation, and an extra layer for CoLA; it selects fine-tuning hyperparamet
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,12 +42,11 @@ from transformers import (
     BertForMultipleChoice,
     BertForSequenceClassification,
     PreTrainedTokenizerBase,
-    get_linear_schedule_with_warmup,
 )
 
-from bortfast._io import atomic_dir, clear_weight_errors, write_json
-from bortfast.finetune_config import FinetuneConfig
-from bortfast.tasks import (
+from bortfast._base.io import atomic_dir, clear_weight_errors, write_json
+from bortfast._base.optim import TrainingStep
+from bortfast.data.tasks import (
     CLASSIFICATION,
     MULTIPLE_CHOICE,
     REGRESSION,
@@ -60,6 +58,7 @@ from bortfast.tasks import (
     majority_baseline,
     primary_score,
 )
+from bortfast.finetune.config import FinetuneConfig
 
 log = logging.getLogger(__name__)
 
@@ -125,21 +124,11 @@ def _head_kind(config: BertConfig) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _silence_load_report() -> Iterator[None]:
+def _silence_load_report() -> Any:
     """transformers logs every newly initialised head weight; that is expected when adding a head."""
-    import transformers
+    from bortfast._base.state import quiet_transformers
 
-    level = transformers.logging.get_verbosity()
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(level)
-        if bars:
-            transformers.utils.logging.enable_progress_bar()
+    return quiet_transformers(progress_bars=False)
 
 
 def build_model(model_dir: str | os.PathLike, task: str | TaskSpec,
@@ -372,11 +361,9 @@ def train_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, task: str 
     sel = encode(select, tokenizer, spec, config.max_seq_len)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total = steps_per_epoch * config.epochs
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate, eps=1e-6)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
+    train_step = TrainingStep(model, lr=config.learning_rate, total_steps=total,
+                              warmup_steps=int(config.warmup_ratio * total), weight_decay=config.weight_decay,
+                              max_grad_norm=config.max_grad_norm, adam_eps=1e-6)
     order_rng = np.random.default_rng(config.seed)
     out = TrainOutcome(model=model)
     best_score, best_state = -math.inf, None
@@ -389,11 +376,7 @@ def train_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, task: str 
         for start in range(0, len(order), config.batch_size):
             batch = collate(data, order[start:start + config.batch_size].tolist(), pad_id, spec.kind)
             loss = model(**batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
+            train_step(loss)
             losses.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")

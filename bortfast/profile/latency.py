@@ -1,7 +1,7 @@
 """Measured CPU latency of encoder architectures: the inference-cost proxy i-hat of the Bort paper
 (de Wynter & Perry 2020, §2 and §3: wall-clock latency on CPU of each candidate xi).
 
-Each architecture runs through the fused C++ encoder kernel (:mod:`bortfast.kernel`) with random weights --
+Each architecture runs through the fused C++ encoder kernel (:mod:`bortfast.profile.kernel`) with random weights --
 allocated once per architecture, no torch model is built -- on a random (B, L, H) input. Results are cached on disk
 as JSON keyed by (architecture, batch, seq_len, threads, CPU model), written atomically after every architecture,
 so an interrupted profile resumes where it stopped and a cache never mixes machines.
@@ -9,10 +9,8 @@ so an interrupted profile resumes where it stopped and a cache never mixes machi
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -20,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bortfast._io import write_json
-from bortfast.kernel import EncoderKernel, _check_threads
+from bortfast._base.io import write_json
+from bortfast.profile.kernel import EncoderKernel, _check_threads
 from bortfast.space import Arch, SearchSpace
 
 DEFAULT_REPEATS = 7  # timed forward passes per architecture (the median is reported)
@@ -174,59 +172,3 @@ def profile_space(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: in
     stats = profile_stats(archs, batch=batch, seq_len=seq_len, threads=threads, repeats=repeats, warmup=warmup,
                           cache_dir=cache_dir, progress=progress)
     return np.array([s.median_ms for s in stats], dtype=np.float64)
-
-
-# ----------------------------------------------------------------------------------------------------- CLI
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", choices=["bert-paper"], help="a published search space")
-    src.add_argument("--arch", action="append", metavar="D,A,H,I", help="one architecture (repeatable)")
-    parser.add_argument("--batch", type=int, default=1, help="sequences per forward (default 1)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
-    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: CPUs available)")
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
-                        help=f"timed runs per architecture (default {DEFAULT_REPEATS})")
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
-                        help=f"untimed runs first (default {DEFAULT_WARMUP})")
-    parser.add_argument("--cache-dir", default=None, help="reuse/save measurements here (JSON cache)")
-    parser.add_argument("--out", default=None, help="write the results as JSON here (default: stdout)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from bortfast import _core
-
-    if args.preset:
-        space_name, archs = args.preset, SearchSpace.preset(args.preset).archs()
-    else:
-        space_name, archs = "custom", [Arch.parse(text) for text in args.arch]
-    start = time.perf_counter()
-    stats = profile_stats(archs, batch=args.batch, seq_len=args.seq_len, threads=args.threads,
-                          repeats=args.repeats, warmup=args.warmup, cache_dir=args.cache_dir,
-                          progress=not args.no_progress)
-    elapsed = time.perf_counter() - start
-    flops = [a.flops(args.batch, args.seq_len) for a in archs]
-    result = {
-        "space": space_name,
-        "batch": args.batch,
-        "seq_len": args.seq_len,
-        "threads": stats[0].threads,
-        "repeats": args.repeats,
-        "warmup": args.warmup,
-        "cpu": cpu_model(),
-        "blas": _core.blas_info(),
-        "elapsed_s": elapsed,
-        "archs": [
-            {"layers": a.layers, "heads": a.heads, "hidden": a.hidden, "intermediate": a.intermediate,
-             "median_ms": s.median_ms, "min_ms": s.min_ms, "max_ms": s.max_ms, "flops": f,
-             "gflops_per_s": f / (s.median_ms * 1e6)}
-            for a, s, f in zip(archs, stats, flops)
-        ],
-    }
-    if args.out:
-        write_json(args.out, result)
-        print(f"{len(archs)} architectures profiled in {elapsed:.1f} s -> {args.out}", file=sys.stderr)
-    else:
-        json.dump(result, sys.stdout, indent=2)
-        print()
-    return 0

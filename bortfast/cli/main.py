@@ -1,5 +1,5 @@
-"""The ``bortfast`` command line. Each subcommand lives in its feature module, imported only when used, which
-defines ``add_cli_arguments(parser)`` and ``run_cli(args) -> int``."""
+"""The ``bortfast`` command line. Each subcommand has its own module in :mod:`bortfast.cli`, imported only when
+used, which defines ``add_cli_arguments(parser)`` and ``run_cli(args) -> int``."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help). Modules are imported lazily so `bortfast --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "space": ("bortfast.space_cli", "list a search space's architectures with parameters and FLOPs"),
-    "search": ("bortfast.search_cli", "Algorithm 1: find the optimal sub-architecture of a teacher (FPTAS)"),
-    "profile": ("bortfast.profile", "measure encoder latency (the fused C++ kernel) over a search space"),
-    "distill": ("bortfast.distill_cli", "pretrain a student architecture by knowledge distillation from a teacher"),
-    "export": ("bortfast.export", "export a BERT checkpoint to ONNX (fused for ONNX Runtime, optional INT8)"),
-    "bench": ("bortfast.bench", "CPU speed-up of the deployed student (ONNX Runtime) over PyTorch BERT-base/large"),
-    "run": ("bortfast.pipeline_cli", "the whole pipeline: search, distil, (fine-tune), export, benchmark, report"),
-    "demo": ("bortfast.demo_cli", "the whole pipeline on the embedded default teacher and corpus (offline)"),
-    "finetune": ("bortfast.finetune_cli", "fine-tune an encoder on a GLUE/SuperGLUE/RACE task (optionally with Agora)"),
+    "space": ("bortfast.cli.space", "list a search space's architectures with parameters and FLOPs"),
+    "search": ("bortfast.cli.search", "Algorithm 1: find the optimal sub-architecture of a teacher (FPTAS)"),
+    "profile": ("bortfast.cli.profile", "measure encoder latency (the fused C++ kernel) over a search space"),
+    "distill": ("bortfast.cli.distill", "pretrain a student architecture by knowledge distillation from a teacher"),
+    "export": ("bortfast.cli.export", "export a BERT checkpoint to ONNX (fused for ONNX Runtime, optional INT8)"),
+    "bench": ("bortfast.cli.bench", "CPU speed-up of the deployed student (ONNX Runtime) over PyTorch BERT-base/large"),
+    "run": ("bortfast.cli.run", "the whole pipeline: search, distil, (fine-tune), export, benchmark, report"),
+    "demo": ("bortfast.cli.demo", "the whole pipeline on the embedded default teacher and corpus (offline)"),
+    "finetune": ("bortfast.cli.finetune", "fine-tune an encoder on a GLUE/SuperGLUE/RACE task (optionally with Agora)"),
 }
 
 

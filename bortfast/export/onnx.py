@@ -1,5 +1,5 @@
 """ONNX export of a BERT-family checkpoint for CPU deployment with ONNX Runtime (Bort paper, de Wynter & Perry
-2020, §5 "Bort ... is 7.9x faster on a CPU than BERT-base"; this module and :mod:`bortfast.bench` make that claim
+2020, §5 "Bort ... is 7.9x faster on a CPU than BERT-base"; this module and :mod:`bortfast.apps.bench` make that claim
 reproducible).
 
 Pipeline: ``from_pretrained`` (eager attention) → ``torch.onnx.export`` (TorchScript exporter, dynamic batch and
@@ -19,7 +19,6 @@ maximum sequence length, the label names and (when the model directory has one) 
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bortfast._io import atomic_path
+from bortfast._base.io import atomic_path
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 14  # the optimizer's fusions are tested from here
@@ -201,7 +200,7 @@ def to_onnx(
     import torch
     import transformers
 
-    from bortfast._io import clear_weight_errors
+    from bortfast._base.io import clear_weight_errors
 
     with clear_weight_errors(model_dir):
         model = getattr(transformers, class_name).from_pretrained(model_dir, attn_implementation="eager").eval()
@@ -310,24 +309,3 @@ def _parity(report: ExportReport, onnx_path: Path, model: Any, config: Any, tole
     if report.quantize is None and not report.parity_max_abs_diff <= tolerance:
         raise RuntimeError(f"ONNX output differs from torch by {report.parity_max_abs_diff:.3g} "
                            f"(tolerance {tolerance:g})")
-
-
-def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="transformers BERT checkpoint directory")
-    parser.add_argument("--out", required=True, help="ONNX file to write")
-    parser.add_argument("--int8", action="store_true", help="dynamic INT8 quantisation of the weights")
-    parser.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's transformer fusions")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET})")
-    parser.add_argument("--no-parity", action="store_true", help="skip the numerical check against torch")
-    parser.add_argument("--report", help="also write the export report as JSON here")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from bortfast._io import to_jsonable, write_json
-
-    report = to_onnx(args.model, args.out, optimize=not args.no_optimize, quantize="int8" if args.int8 else None,
-                     opset=args.opset, check_parity=not args.no_parity)
-    if args.report:
-        write_json(args.report, report)
-    print(json.dumps(to_jsonable(report), indent=2))
-    return 0

@@ -12,7 +12,7 @@ DEMO_DEFAULTS = dict(space="below-teacher", eps=16, steps=10, lrs=(1e-3,), disti
 
 
 def _add_common(parser: argparse.ArgumentParser, defaults: dict) -> None:
-    from bortfast.pipeline import RunConfig
+    from bortfast.apps.pipeline import RunConfig
 
     base = RunConfig(teacher="-", out_dir="-")
     d = {**{k: getattr(base, k) for k in base.identity()}, **defaults}
@@ -55,7 +55,7 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, teacher: str):
-    from bortfast.pipeline import RunConfig
+    from bortfast.apps.pipeline import RunConfig
 
     return RunConfig(
         teacher=teacher, out_dir=args.out, corpus=list(args.corpus), space=args.space, eps=args.eps,
@@ -90,10 +90,10 @@ def print_console_summary(state: dict, out: str) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from bortfast.pipeline import StageError, run
+    from bortfast.apps.pipeline import StageError, run
 
     if args.command == "demo":
-        from bortfast.distill import bundled_teacher_path
+        from bortfast.data.teacher import bundled_teacher_path
 
         teacher = str(bundled_teacher_path())
     else:

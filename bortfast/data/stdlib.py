@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from bortfast._io import atomic_open
+from bortfast._base.io import atomic_open
 
 # Packages of the standard library that are tests, tooling or vendored code rather than documented API.
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "lib2to3", "ensurepip", "__pycache__",

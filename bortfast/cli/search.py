@@ -8,7 +8,6 @@ candidates by W. Re-running the same command after an interruption skips the fin
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from bortfast.search import SearchConfig
@@ -49,20 +48,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _init_distributed() -> bool:
-    """Join the torchrun process group if launched by torchrun with more than one process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return True
-
-
 def run_cli(args: argparse.Namespace) -> int:
-    from bortfast.search import extract, format_top
+    from bortfast._base import dist
+    from bortfast._base.state import torch_threads
+    from bortfast.apps.extract import extract
+    from bortfast.search import format_top
 
     config = SearchConfig(
         eps=args.eps, steps=args.steps, thetas=tuple({"lr": lr} for lr in args.lr), latency=args.latency,
@@ -70,25 +60,11 @@ def run_cli(args: argparse.Namespace) -> int:
         heldout_batch_size=args.heldout_batch_size, seed=args.seed, threads=args.threads,
         max_blocks=args.max_blocks, overwrite=args.overwrite, progress=not args.no_progress,
     )
-    if args.torch_threads is not None:
-        import torch
-
-        if args.torch_threads < 1:
-            raise ValueError(f"--torch-threads must be >= 1, got {args.torch_threads}")
-        torch.set_num_threads(args.torch_threads)
-    distributed = _init_distributed()
-    try:
+    if args.torch_threads is not None and args.torch_threads < 1:
+        raise ValueError(f"--torch-threads must be >= 1, got {args.torch_threads}")
+    with torch_threads(args.torch_threads), dist.process_group():
         result = extract(args.teacher, args.corpus, args.space, out_dir=args.out, config=config)
-        rank = 0
-        if distributed:
-            import torch.distributed as dist
-
-            rank = dist.get_rank()
-    finally:
-        if distributed:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        rank, _ = dist.rank_world()
     if rank == 0:
         out = Path(args.out)
         print(format_top(result, 10))

@@ -51,8 +51,19 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from bortfast._io import append_jsonl, atomic_open, write_json
-from bortfast.finetune import (
+from bortfast._base.io import append_jsonl, atomic_open, write_json
+from bortfast.data.tasks import (
+    MULTIPLE_CHOICE,
+    REGRESSION,
+    Example,
+    TaskSpec,
+    get_task,
+    load_examples,
+    majority_baseline,
+    primary_score,
+)
+from bortfast.finetune.config import AgoraConfig, Theta
+from bortfast.finetune.train import (
     _load_config,
     _silence_load_report,
     build_model,
@@ -67,17 +78,6 @@ from bortfast.finetune import (
     split_heldout,
     subsample,
     train_model,
-)
-from bortfast.finetune_config import AgoraConfig, Theta
-from bortfast.tasks import (
-    MULTIPLE_CHOICE,
-    REGRESSION,
-    Example,
-    TaskSpec,
-    get_task,
-    load_examples,
-    majority_baseline,
-    primary_score,
 )
 
 

@@ -7,7 +7,7 @@ distillation checkpoints). A failure is reported with the stage's name and leave
 
 ``bortfast demo`` is :func:`run` on the embedded default: the all-MiniLM-L6-v2 encoder that the ``demo`` extra
 installs (an encoder-only teacher, so hidden-state distillation) and a corpus of the installed Python standard
-library's docstrings (:mod:`bortfast.corpus`); nothing is downloaded.
+library's docstrings (:mod:`bortfast.data.stdlib`); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from bortfast._io import atomic_dir, atomic_open, clear_own_dir, write_json
+from bortfast._base.io import atomic_dir, atomic_open, clear_own_dir, write_json
 
 STATE_NAME = "pipeline.json"
 STAGES = ("corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary")
@@ -153,7 +153,7 @@ def _stage_corpus(cfg: RunConfig, out: Path, st: dict) -> dict:
             if not path.startswith("hf:") and not Path(path).exists():
                 raise FileNotFoundError(f"corpus path {path!r} does not exist")
         return {"paths": list(cfg.corpus), "description": f"user corpus: {', '.join(cfg.corpus)}"}
-    from bortfast.corpus import write_stdlib_corpus
+    from bortfast.data.stdlib import write_stdlib_corpus
 
     path = out / "corpus" / "stdlib_docstrings.txt"
     info = write_stdlib_corpus(path)
@@ -197,8 +197,8 @@ def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
 def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
     if cfg.task is None:
         return {"skipped": True}
-    from bortfast.finetune import finetune
-    from bortfast.finetune_config import FinetuneConfig
+    from bortfast.finetune.config import FinetuneConfig
+    from bortfast.finetune.train import finetune
 
     result = finetune(out / "student", cfg.task, cfg.task_data, out / "finetuned",
                       FinetuneConfig(epochs=cfg.finetune_epochs, max_train_examples=cfg.finetune_max_train,
@@ -215,8 +215,8 @@ def _save_encoder(model: Any, tokenizer: Any, path: Path) -> None:
 def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
     from transformers import AutoTokenizer, BertModel
 
-    from bortfast.distill import load_teacher
-    from bortfast.export import to_onnx
+    from bortfast.data.teacher import load_teacher
+    from bortfast.export.onnx import to_onnx
 
     # The deployed artefact is the student's encoder (BertModel): the MLM head is only for pretraining.
     work = out / "work"
@@ -250,7 +250,7 @@ def _heldout_sentences(cfg: RunConfig, st: dict) -> list[str]:
 
 
 def _stage_bench(cfg: RunConfig, out: Path, st: dict) -> dict:
-    from bortfast.bench import SpeedupConfig, run_speedup
+    from bortfast.apps.bench import SpeedupConfig, run_speedup
 
     result = run_speedup(SpeedupConfig(
         out_dir=str(out), student_dir=st["export"]["student_encoder"], teacher_dir=st["export"]["teacher_encoder"],
@@ -312,7 +312,7 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
     from safetensors.torch import load_file
     from transformers import AutoTokenizer, BertModel
 
-    from bortfast.distill import load_teacher
+    from bortfast.data.teacher import load_teacher
 
     sentences = _heldout_sentences(cfg, st)
     teacher = load_teacher(cfg.teacher)
@@ -329,7 +329,7 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
     scores = quality_scores(s_emb, t_emb)
     metrics_file = out / "distill" / "metrics.jsonl"
     if metrics_file.is_file():
-        from bortfast._io import read_jsonl
+        from bortfast._base.io import read_jsonl
 
         evals = [r for r in read_jsonl(metrics_file) if "heldout_loss" in r or "mlm_accuracy" in r]
         if evals:
@@ -411,9 +411,14 @@ _STAGE_FUNCS: dict[str, Callable[[RunConfig, Path, dict], dict]] = {
 def run(config: RunConfig | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run (or resume) the pipeline; return ``pipeline.json``'s content. Pass a :class:`RunConfig` or its fields."""
     cfg = config if config is not None else RunConfig(**kwargs)
-    from transformers.utils import logging as hf_logging
+    from bortfast._base.state import quiet_transformers
 
-    hf_logging.set_verbosity_error()  # per-load reports (e.g. the unused pooler) would drown the stage messages
+    # per-load reports (e.g. the unused pooler) would drown the stage messages; the caller's level comes back after
+    with quiet_transformers():
+        return _run_stages(cfg)
+
+
+def _run_stages(cfg: RunConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     state = _State(cfg)
     outputs = {name: rec["outputs"] for name, rec in state.data["stages"].items()}

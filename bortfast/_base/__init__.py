@@ -1,0 +1,3 @@
+"""The floor every other layer stands on: atomic files and journals (:mod:`.io`), validators (:mod:`.checks`),
+``torch.distributed`` helpers (:mod:`.dist`), the one training step (:mod:`.optim`), figures (:mod:`.plot`) and
+process-state guards (:mod:`.state`). Nothing here imports another bortfast layer."""

@@ -1,0 +1,87 @@
+"""Distillation checkpoints: atomic directories of safetensors weights, optimiser state read with
+``torch.load(weights_only=True)``, and every RNG state for an exact resume.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
+    pass
+
+
+
+from bortfast.data.teacher import _WEIGHT_FILES_PICKLE, Teacher
+
+
+def _checkpoint_dirs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")),
+                  key=lambda p: int(p.name.split("-")[1]))
+
+
+def _torch_load_safe(path: Path) -> Any:
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"refusing to unpickle {str(path)!r}: it holds objects other than tensors and plain containers "
+            f"(loaded with weights_only=True): {str(err).splitlines()[0]}"
+        ) from None
+
+
+def _rng_state() -> dict:
+    import torch
+
+    np_state = np.random.get_state()  # noqa: NPY002 (the legacy global RNG is what user code may use)
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    legacy = (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    np.random.set_state(legacy)  # noqa: NPY002
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+
+
+def _save_model_dir(module: Any, teacher: Teacher, directory: Path) -> None:
+    module.student.save_pretrained(directory)
+    teacher.tokenizer.save_pretrained(directory)
+    if module.projection is not None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().cpu().contiguous() for k, v in module.projection.state_dict().items()},
+                  str(directory / "projection.safetensors"))
+
+
+def _load_student(directory: Path) -> Any:
+    from transformers import BertForMaskedLM
+
+    if not (directory / "model.safetensors").is_file():
+        if any((directory / f).is_file() for f in _WEIGHT_FILES_PICKLE):
+            raise ValueError(f"checkpoint {str(directory)!r} holds pickle weights (pytorch_model.bin); refusing to "
+                             f"unpickle them — bortfast checkpoints are safetensors")
+        raise ValueError(f"checkpoint {str(directory)!r} has no model.safetensors")
+    return BertForMaskedLM.from_pretrained(directory, use_safetensors=True)

@@ -1,0 +1,105 @@
+"""Settings of the distillation: :class:`DistillConfig` (saved beside every checkpoint) and :class:`LossWeights`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from bortfast.space import Arch
+
+if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
+    pass
+
+
+HiddenLoss = Literal["mse", "cosine"]
+
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    alpha: float = 0.1  # weight of the student's own MLM loss
+    beta: float = 0.5  # weight of the distillation term
+    temperature: float = 2.0  # τ of the softened softmax (MLM teacher only)
+    hidden_loss: HiddenLoss = "mse"  # distance for a hidden-state teacher
+
+
+
+# --------------------------------------------------------------------------------------------------------- distill
+@dataclass
+class DistillConfig:
+    """Everything :func:`distill` needs; saved as JSON beside every checkpoint."""
+
+    teacher: str  # local transformers directory or hub id
+    corpus: list[str]  # text files, directories of text files, or "hf:NAME[/CONFIG][:SPLIT]"
+    arch: str  # student "D,A,H,I" (vocabulary/positions come from the teacher)
+    out_dir: str  # checkpoints/, final/, metrics.jsonl go here
+    steps: int = 1000  # optimiser steps
+    batch_size: int = 32  # sequences per step per rank (global batch = batch_size * world size)
+    seq_len: int = 128  # tokens per packed block, [CLS] and [SEP] included
+    lr: float = 1e-4  # peak learning rate (AdamW)
+    warmup: int = -1  # warm-up steps; -1 = 10% of steps
+    weight_decay: float = 0.01  # AdamW decay, not applied to biases and LayerNorm
+    max_grad_norm: float = 1.0  # gradient clipping
+    alpha: float = 0.1  # MLM weight (alexa/bort)
+    beta: float = 0.5  # distillation weight (alexa/bort)
+    temperature: float = 2.0  # τ (alexa/bort)
+    hidden_loss: str = "mse"  # "mse" or "cosine" for an encoder-only teacher
+    mlm_probability: float = 0.15  # masking rate (80/10/10 replacement)
+    dropout: float = 0.1  # student dropout
+    heldout_fraction: float = 0.05  # share of blocks held out for evaluation
+    max_blocks: int | None = None  # keep only this many blocks of the corpus (quick runs)
+    eval_every: int = 100  # held-out evaluation period in steps (0 = only at the end)
+    eval_batches: int = 4  # held-out batches per evaluation
+    log_every: int = 10  # metrics.jsonl period in steps
+    checkpoint_every: int = 100  # checkpoint period in steps (0 = only at the end)
+    keep_last: int = 2  # checkpoints kept
+    seed: int = 0  # initialisation, data order, masking, dropout
+    data_seed: int = 0  # train/held-out split and held-out masks: fixed across `seed`s so runs compare fairly
+    bf16: bool = False  # bfloat16 autocast
+    device: str = "auto"  # "auto" (cuda:LOCAL_RANK if available, else cpu), "cpu", "cuda"
+    resume: bool = True  # continue from the newest checkpoint in out_dir when there is one
+    resume_from: str | None = None  # a specific checkpoint directory to continue from
+    allow_pickle: bool = False  # allow a pickle-only teacher (torch.load(weights_only=True) still applies)
+    progress: bool = True  # tqdm progress bar on rank 0
+    heldout_batch_size: int = 32  # batch size for evaluation
+
+    def __post_init__(self) -> None:
+        if isinstance(self.corpus, (str, os.PathLike)):
+            self.corpus = [os.fspath(self.corpus)]
+        self.corpus = [os.fspath(c) for c in self.corpus]
+        self.out_dir = os.fspath(self.out_dir)
+        self.teacher = os.fspath(self.teacher)
+        if not isinstance(self.arch, str):
+            self.arch = ",".join(str(v) for v in (self.arch.tuple if isinstance(self.arch, Arch) else self.arch))
+        Arch.parse(self.arch)  # validates
+        for name in ("steps", "batch_size", "seq_len", "keep_last", "eval_batches", "log_every",
+                     "heldout_batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "steps" else 1):
+                raise ValueError(f"DistillConfig.{name} must be a positive int, got {v!r}")
+        for name in ("checkpoint_every", "eval_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"DistillConfig.{name} must be a non-negative int, got {v!r}")
+        if not self.lr > 0:
+            raise ValueError(f"DistillConfig.lr must be positive, got {self.lr!r}")
+        if self.alpha < 0 or self.beta < 0 or self.alpha + self.beta == 0:
+            raise ValueError(f"DistillConfig alpha={self.alpha}, beta={self.beta}: need alpha, beta >= 0, not both 0")
+        if not self.temperature > 0:
+            raise ValueError(f"DistillConfig.temperature must be positive, got {self.temperature!r}")
+        if self.hidden_loss not in ("mse", "cosine"):
+            raise ValueError(f"DistillConfig.hidden_loss must be 'mse' or 'cosine', got {self.hidden_loss!r}")
+
+    @property
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(self.alpha, self.beta, self.temperature, self.hidden_loss)  # type: ignore[arg-type]
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(0.1 * self.steps) if self.warmup < 0 else self.warmup
+
+
+DistillCallback = Callable[[str, dict], None]

@@ -1,0 +1,123 @@
+"""The distillation loss (alexa/bort: α·MLM + β·τ²·KL over masked positions; hidden-state distance for an
+encoder-only teacher), the teacher's targets, and the held-out evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
+    import torch
+
+
+
+from bortfast.data.teacher import Teacher, TeacherKind
+from bortfast.distill.config import LossWeights
+from bortfast.distill.masking import Masker, _derived_seed
+
+
+def distillation_loss(
+    student_logits: torch.Tensor,
+    student_hidden: torch.Tensor | None,
+    teacher_out: torch.Tensor | None,
+    labels: torch.Tensor,
+    kind: TeacherKind,
+    weights: LossWeights,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, mlm, kd): total = α·MLM + β·KD with KD = τ²·KL(teacher ‖ student) over masked positions (MLM
+    teacher) or the hidden-state distance over all positions (hidden teacher).
+
+    ``labels`` is (B, L) with -100 at unmasked positions. Logits are either (B, L, V) or already gathered at the
+    masked positions, (N, V) in the row-major order of ``labels != -100``; ``teacher_out`` is the teacher's logits
+    in the same layout (MLM teacher) or its last hidden states (B, L, H_t) (hidden teacher), or None when
+    ``weights.beta == 0`` (plain MLM).
+    """
+    import torch.nn.functional as F
+
+    masked = labels != -100  # (B, L)
+    zs = (student_logits[masked] if student_logits.dim() == 3 else student_logits).float()  # (N, V)
+    target = labels[masked]  # (N,)
+    mlm = F.cross_entropy(zs, target) if len(target) else zs.sum() * 0.0
+    if teacher_out is None:  # plain MLM pretraining (beta = 0): the teacher is not run at all
+        if weights.beta:
+            raise ValueError(f"distillation_loss: beta={weights.beta} needs the teacher's outputs")
+        kd = zs.sum() * 0.0
+    elif kind == "mlm":
+        tau = weights.temperature
+        zt = (teacher_out[masked] if teacher_out.dim() == 3 else teacher_out).float()  # (N, V)
+        if len(target):
+            kd = F.kl_div(F.log_softmax(zs / tau, dim=-1), F.log_softmax(zt / tau, dim=-1), log_target=True,
+                          reduction="batchmean") * tau * tau
+        else:
+            kd = mlm * 0.0
+    else:
+        hs, ht = student_hidden.float(), teacher_out.float()  # (B, L, H_t)
+        if weights.hidden_loss == "mse":
+            kd = F.mse_loss(hs, ht)
+        else:
+            kd = (1.0 - F.cosine_similarity(hs, ht, dim=-1)).mean()
+    return weights.alpha * mlm + weights.beta * kd, mlm, kd
+
+
+def teacher_targets(teacher: Teacher, input_ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits at the masked positions (N, V) for an MLM teacher, or its last hidden states
+    (B, L, H_t) otherwise."""
+    import torch
+
+    model = teacher.model
+    with torch.no_grad():
+        if teacher.kind == "hidden":
+            return model(input_ids=input_ids).last_hidden_state
+        base = getattr(model, model.base_model_prefix, None)
+        head = next((getattr(model, a) for a in ("cls", "lm_head") if hasattr(model, a)), None)
+        if base is not None and head is not None:  # BERT / RoBERTa layout: run the head on masked positions only
+            return head(base(input_ids=input_ids).last_hidden_state[masked])
+        return model(input_ids=input_ids).logits[masked]
+
+
+
+def evaluate(
+    module: Any, teacher: Teacher, heldout: torch.Tensor, masker: Masker, *, seed: int, batch_size: int,
+    max_batches: int | None, weights: LossWeights, device: Any = "cpu", autocast_dtype: Any = None,
+) -> dict[str, float]:
+    """Held-out loss and MLM accuracy with fixed masking (seeded by ``seed``), averaged over batches."""
+    import torch
+
+    was_training = module.training
+    module.eval()
+    totals = {"loss": 0.0, "mlm_loss": 0.0, "kd_loss": 0.0}
+    correct = masked = 0
+    n_batches = math.ceil(len(heldout) / batch_size)
+    if max_batches is not None:
+        n_batches = min(n_batches, max_batches)
+    try:
+        with torch.no_grad():
+            for b in range(n_batches):
+                blocks = heldout[b * batch_size:(b + 1) * batch_size]
+                inputs, labels = masker(blocks, seed=_derived_seed(seed, 0xE7A1, b))
+                inputs, labels = inputs.to(device), labels.to(device)
+                with _autocast(device, autocast_dtype):
+                    sel = labels != -100
+                    t_out = teacher_targets(teacher, inputs, sel)
+                    logits, hidden = module(inputs, sel)
+                loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
+                for k, v in zip(totals, (loss, mlm, kd)):
+                    totals[k] += float(v)
+                correct += int((logits.argmax(-1) == labels[sel]).sum())
+                masked += int(sel.sum())
+    finally:
+        module.train(was_training)
+    out = {k: v / max(1, n_batches) for k, v in totals.items()}
+    out["mlm_accuracy"] = correct / max(1, masked)
+    out["masked_tokens"] = masked
+    return out
+
+
+def _autocast(device: Any, dtype: Any) -> Any:
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)

@@ -1,0 +1,74 @@
+"""ê(ξ) of Algorithm 1: a short distillation of a fresh student, scored on a fixed held-out batch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bortfast.space import Arch
+
+if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
+    pass
+
+
+
+from bortfast._base.optim import TrainingStep
+from bortfast.data.corpus import Corpus
+from bortfast.data.teacher import Teacher
+from bortfast.distill.config import LossWeights
+from bortfast.distill.loss import distillation_loss, evaluate, teacher_targets
+from bortfast.distill.masking import Masker, _derived_seed, batch_indices
+from bortfast.distill.student import _trainable_module, build_student
+
+
+def short_train_error(
+    arch: Arch,
+    teacher: Teacher,
+    corpus: Corpus,
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    heldout_batch_size: int = 32,
+    weights: LossWeights | None = None,
+    warmup_fraction: float = 0.1,
+    weight_decay: float = 0.01,
+    max_grad_norm: float = 1.0,
+    dropout: float = 0.1,
+) -> float:
+    """ê(ξ) of Algorithm 1: train a fresh student (seeded) for ``steps`` steps by distillation from the teacher —
+    the same loss, optimiser and schedule as :func:`distill` — and return the distillation loss on a fixed held-out
+    batch (the first ``heldout_batch_size`` held-out blocks, masking fixed by ``seed``). Deterministic for fixed
+    inputs (and a fixed torch thread count); the global RNG state is left untouched."""
+    import torch
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if corpus.seq_len > teacher.max_seq_len:
+        raise ValueError(f"corpus seq_len={corpus.seq_len} exceeds the teacher's max sequence length "
+                         f"{teacher.max_seq_len}")
+    weights = weights or LossWeights()
+    masker = Masker(teacher.tokenizer)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = _trainable_module(build_student(arch, teacher, seed=seed, dropout=dropout), teacher, seed=seed)
+        module.train()
+        if steps:
+            train_step = TrainingStep(module, lr=lr, total_steps=steps, warmup_steps=int(warmup_fraction * steps),
+                                      weight_decay=weight_decay, max_grad_norm=max_grad_norm)
+            for step in range(steps):
+                rows = batch_indices(len(corpus.train), batch_size, step, seed=seed)
+                inputs, labels = masker(corpus.train[rows], seed=_derived_seed(seed, step, 0))
+                sel = labels != -100
+                t_out = teacher_targets(teacher, inputs, sel) if weights.beta else None
+                logits, hidden = module(inputs, sel)
+                loss, _, _ = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
+                train_step(loss)
+        result = evaluate(module, teacher, corpus.heldout[:heldout_batch_size], masker, seed=seed,
+                          batch_size=heldout_batch_size, max_batches=1, weights=weights)
+    return float(result["loss"])

@@ -1,0 +1,95 @@
+"""The student ξ: a ``transformers`` BertForMaskedLM with the teacher's vocabulary, and the trainable module
+(student plus, for an encoder-only teacher of another width, a learned projection H_s → H_t).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from bortfast.space import Arch
+
+if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
+    import torch
+
+
+
+from bortfast.data.teacher import Teacher
+
+
+# --------------------------------------------------------------------------------------------------------- student
+def check_arch_matches_teacher(arch: Arch, teacher: Teacher) -> None:
+    """Raise ValueError unless ``arch`` has the teacher's vocabulary, position and token-type table sizes."""
+    t = teacher.arch
+    for name in ("vocab_size", "max_positions", "type_vocab_size"):
+        if getattr(arch, name) != getattr(t, name):
+            raise ValueError(
+                f"student {arch} has {name}={getattr(arch, name)} but teacher {teacher.name!r} has "
+                f"{name}={getattr(t, name)}: the student must share the teacher's vocabulary and tables "
+                f"(use Arch(..., vocab_size={t.vocab_size}, max_positions={t.max_positions}, "
+                f"type_vocab_size={t.type_vocab_size}))"
+            )
+
+
+def student_arch(arch: Arch | str | Sequence[int], teacher: Teacher) -> Arch:
+    """``arch`` (an Arch, ``"D,A,H,I"`` or a 4-tuple) with the teacher's vocabulary/positions/token types."""
+    if isinstance(arch, Arch):
+        d, a, h, i = arch.tuple
+    elif isinstance(arch, str):
+        d, a, h, i = Arch.parse(arch).tuple
+    else:
+        d, a, h, i = arch
+    t = teacher.arch
+    return Arch(d, a, h, i, vocab_size=t.vocab_size, max_positions=t.max_positions,
+                type_vocab_size=t.type_vocab_size)
+
+
+def build_student(arch: Arch, teacher: Teacher, *, seed: int, dropout: float = 0.1) -> Any:
+    """A freshly initialised ``BertForMaskedLM`` of shape ``arch`` with the teacher's vocabulary (seeded; the
+    global torch RNG is left untouched)."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    check_arch_matches_teacher(arch, teacher)
+    tok = teacher.tokenizer
+    config = arch.to_bert_config(
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else 0,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        architectures=["BertForMaskedLM"],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertForMaskedLM(config)
+    return model
+
+
+# --------------------------------------------------------------------------------------------------------- loss
+def _trainable_module(student: Any, teacher: Teacher, *, seed: int) -> Any:
+    """The student plus, for a hidden-state teacher whose H differs, a learned projection H_s → H_t. One module so
+    one optimiser, one DDP wrapper and one checkpoint cover both."""
+    import torch
+    from torch import nn
+
+    class StudentWithProjection(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.student = student
+            h_s, h_t = student.config.hidden_size, teacher.arch.hidden
+            self.projection: nn.Module | None = None
+            if teacher.kind == "hidden" and h_s != h_t:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed + 7919)
+                    self.projection = nn.Linear(h_s, h_t)
+
+        def forward(self, input_ids: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+            # The MLM head runs on the masked positions only: the loss needs nothing else, and the vocabulary
+            # projection is most of a small model's cost (the head is position-wise, so this is exact).
+            seq = self.student.bert(input_ids=input_ids).last_hidden_state  # (B, L, H_s)
+            logits = self.student.cls(seq[masked])  # (N, V)
+            hidden = None
+            if teacher.kind == "hidden":
+                hidden = seq if self.projection is None else self.projection(seq)  # (B, L, H_t)
+            return logits, hidden
+
+    return StudentWithProjection()

@@ -1,0 +1,24 @@
+"""Algorithm 1 (the FPTAS of de Wynter 2020) over a search space: settings (:mod:`.config`), the C++ selection
+core (:mod:`.selection`), the pure algorithm (:mod:`.algorithm`), the resumable journal (:mod:`.journal`), the
+run across ranks (:mod:`.runner`) and its report (:mod:`.report`). The search knows no trainer: ê comes in as a
+function; :func:`bortfast.extract` (in :mod:`bortfast.apps.extract`) is where it meets the distillation."""
+
+from bortfast.search.algorithm import Candidate, SearchResult, Trial, pivot_indices, run_algorithm1
+from bortfast.search.config import ErrorFn, LatencyProxy, SearchConfig
+from bortfast.search.journal import ERROR_SETTINGS, JOURNAL_NAME, Journal
+from bortfast.search.report import PLOT_NAME, RESULT_NAME, format_top, plot_pareto, write_outputs
+from bortfast.search.runner import latencies, run_search
+
+
+def __getattr__(name: str):
+    # `bortfast.search.extract` predates the layered layout; it lives one layer up, so it loads on first use.
+    if name == "extract":
+        from bortfast.apps.extract import extract  # layout: compat re-export
+
+        return extract
+    raise AttributeError(f"module 'bortfast.search' has no attribute {name!r}")
+
+
+__all__ = ["Candidate", "ERROR_SETTINGS", "ErrorFn", "JOURNAL_NAME", "Journal", "LatencyProxy", "PLOT_NAME",
+           "RESULT_NAME", "SearchConfig", "SearchResult", "Trial", "extract", "format_top", "latencies",
+           "pivot_indices", "plot_pareto", "run_algorithm1", "run_search", "write_outputs"]

@@ -1,0 +1,48 @@
+"""Settings of the search (:class:`SearchConfig`, also the CLI's options) and the types it is built on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from bortfast.space import Arch, ModelKind
+
+LatencyProxy = Literal["kernel", "flops"]
+ErrorFn = Callable[[Arch, Mapping[str, Any]], float]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Settings of :func:`extract` besides the teacher, corpus and space (also the CLI's options)."""
+
+    eps: int = 4  # ε: one pivot every eps positions of the p̂ order (1 = exhaustive)
+    steps: int = 3  # s: optimiser steps per short training
+    thetas: tuple[dict[str, Any], ...] = ({"lr": 1e-4},)  # Θ: keyword sets for short_train_error (lr, ...)
+    latency: LatencyProxy = "kernel"  # î proxy: fused-kernel median latency or FLOPs
+    batch: int = 1  # B for î (latency / FLOPs)
+    seq_len: int = 128  # L for î and the length of the corpus blocks the students train on
+    train_batch_size: int = 8  # sequences per short-training step
+    heldout_batch_size: int = 32  # held-out sequences ê is measured on
+    seed: int = 0  # seeds every student, the masking and the corpus split
+    threads: int | None = None  # threads for the latency kernel (None: the profiler's default)
+    param_kind: ModelKind = "encoder+pooler"  # which parameter count p̂ is (the paper's 56M for Bort)
+    eps_small: float = 1e-12  # added to ê in W's denominator
+    pareto_delta: float = 0.1  # δ of the approximate Pareto front
+    max_blocks: int | None = None  # keep only this many corpus blocks (quick runs)
+    overwrite: bool = False  # discard an existing journal / result in out_dir
+    progress: bool = False  # tqdm bar over the trainings (rank 0)
+
+    def __post_init__(self) -> None:
+        for name in ("eps", "steps", "batch", "seq_len", "train_batch_size", "heldout_batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if self.latency not in ("kernel", "flops"):
+            raise ValueError(f"latency must be 'kernel' or 'flops', got {self.latency!r}")
+        if not self.thetas:
+            raise ValueError("thetas (the hyperparameter sets) is empty")
+        object.__setattr__(self, "thetas", tuple(dict(t) for t in self.thetas))

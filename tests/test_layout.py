@@ -1,0 +1,134 @@
+"""The package's imports point one way (DESIGN.md §2): a module may import its own layer and the layers below it,
+never one above. ``bortfast.runtime`` stays torch-free, and the module paths from before the layered layout still
+import (as aliases of their new homes)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bortfast"
+
+# Bottom to top. `search` must not reach `data`/`distill`: ê comes in as a function (apps/extract wires it).
+LAYERS = ("_base", "space", "profile", "search", "data", "distill", "finetune", "export", "runtime", "apps", "cli")
+# Modules outside the layers: the BLAS loader and the compiled core sit at the bottom; the entry point at the top.
+EXTRA = {"_openblas": "_base", "_core": "_base", "__main__": "cli"}
+# The public surface and the alias finder may name anything (they import lazily, on first use).
+EXEMPT = {"bortfast", "bortfast._compat"}
+# Compatibility re-exports that point up on purpose, each loaded only on first use (importer, imported).
+COMPAT = {("bortfast.search", "bortfast.apps.extract")}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "bortfast" or len(parts) < 2:
+        return None
+    top = EXTRA.get(parts[1], parts[1])
+    return LAYERS.index(top) if top in LAYERS else None
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every bortfast module ``path`` imports, anywhere in the file (function-local imports count too)."""
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    return _imports_in(path.read_text(encoding="utf-8"), package)
+
+
+def _imports_in(code: str, package: str) -> list[tuple[int, str]]:
+    tree = ast.parse(code)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            # `from bortfast import x` / `from bortfast.search import selection` may name submodules
+            found += [(node.lineno, f"{module}.{a.name}") if _is_module(f"{module}.{a.name}") else (node.lineno, module)
+                      for a in node.names]
+    return [(line, m) for line, m in found if m == "bortfast" or m.startswith("bortfast.")]
+
+
+def _is_module(name: str) -> bool:
+    rel = Path(*name.split("."))
+    return (PACKAGE.parent / rel).with_suffix(".py").is_file() or (PACKAGE.parent / rel / "__init__.py").is_file() \
+        or name == "bortfast._core"
+
+
+def test_every_library_module_belongs_to_a_layer():
+    unplaced = [_module_name(p) for p in PACKAGE.rglob("*.py")
+                if _module_name(p) not in EXEMPT and _layer(_module_name(p)) is None]
+    assert not unplaced, f"modules outside the layers {LAYERS}: {unplaced}"
+
+
+def test_imports_point_only_downward():
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        importer = _module_name(path)
+        if importer in EXEMPT:
+            continue
+        for line, imported in _imports(path):
+            if imported == "bortfast":  # the public surface imports every layer: only the CLI stands above it
+                if _layer(importer) != LAYERS.index("cli"):
+                        upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports the package root")
+                continue
+            if (importer, imported) in COMPAT:
+                continue
+            if _layer(imported) is not None and _layer(imported) > _layer(importer):
+                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({LAYERS[_layer(importer)]}) imports "
+                              f"{imported} ({LAYERS[_layer(imported)]})")
+    assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_the_checker_sees_an_upward_import(tmp_path):
+    """The walk above must catch a function-local import too (a search module reaching for distillation)."""
+    code = "def f():\n    from ..distill import short_train_error\n    import bortfast.cli\n"
+    found = [m for _, m in _imports_in(code, "bortfast.search")]
+    assert found == ["bortfast.distill", "bortfast.cli"]
+    assert all(_layer(m) > _layer("bortfast.search.runner") for m in found)
+
+
+def test_library_modules_never_import_the_cli():
+    names = {p: _module_name(p) for p in PACKAGE.rglob("*.py")}
+    top = ("bortfast.cli", "bortfast.__main__")
+    library = [p for p, n in names.items() if not n.startswith(top) and n not in EXEMPT]
+    offenders = [f"{names[p]} imports {m}" for p in library for _, m in _imports(p) if m.startswith("bortfast.cli")]
+    assert not offenders, offenders
+
+
+def test_runtime_does_not_import_torch():
+    code = ("import sys, bortfast.runtime\n"
+            "bad = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
+            "print(','.join(bad))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "", f"bortfast.runtime imported {proc.stdout.strip()}"
+
+
+@pytest.mark.parametrize("old, new", sorted(importlib.import_module("bortfast._compat").MOVED.items()))
+def test_old_module_paths_import_their_new_home(old, new):
+    assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_public_names_still_work():
+    import bortfast
+    import bortfast.search
+    from bortfast.distill import DistillConfig, distill, short_train_error  # noqa: F401
+    from bortfast.finetune import finetune  # noqa: F401
+    from bortfast.pipeline import RunConfig, run  # noqa: F401
+
+    assert callable(bortfast.extract) and bortfast.search.extract is bortfast.extract
+    assert callable(bortfast.to_onnx) and bortfast.Encoder.__name__ == "Encoder"
+    assert importlib.import_module("bortfast.agora").agora.__module__ == "bortfast.finetune.agora"
