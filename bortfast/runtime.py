@@ -170,8 +170,16 @@ class Encoder(_OnnxTextModel):
 
     expected_output = "last_hidden_state"
 
-    def encode(self, texts: Sequence[TextInput], pooling: Literal["cls", "mean"] = "cls") -> np.ndarray:
-        """float32 (N, hidden): the first-token state ("cls") or the mask-weighted mean of token states ("mean")."""
+    @property
+    def pooling(self) -> str:
+        """The model's own pooling: what its export recorded (a sentence-transformers model's ``1_Pooling``, e.g.
+        mean for all-MiniLM-L6-v2), else the first token ("cls")."""
+        return self.meta.get(META_PREFIX + "pooling", "cls")
+
+    def encode(self, texts: Sequence[TextInput], pooling: Literal["cls", "mean"] | None = None) -> np.ndarray:
+        """float32 (N, hidden): the first-token state ("cls") or the mask-weighted mean of token states ("mean");
+        ``None`` = the model's own pooling (:attr:`pooling`)."""
+        pooling = self.pooling if pooling is None else pooling
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
         texts = self._check_texts(texts)

@@ -12,9 +12,12 @@ from typing import Any
 
 from bortfast.data.corpus import Corpus, load_corpus
 from bortfast.data.teacher import Teacher, load_teacher
+from bortfast.distill.inherit import check_fits
 from bortfast.distill.short import short_train_error
+from bortfast.distill.student import teacher_importance
 from bortfast.search.algorithm import SearchResult
 from bortfast.search.config import ErrorFn, SearchConfig
+from bortfast.search.journal import ERROR_DEFINITION_VERSION
 from bortfast.search.runner import run_search
 from bortfast.space import Arch, SearchSpace
 
@@ -80,13 +83,37 @@ def extract(
         "seed": cfg.seed,
         "param_kind": cfg.param_kind,
         "error_fn": "short_train_error" if error_fn is None else getattr(error_fn, "__name__", "custom"),
+        "error_definition": _error_definition(cfg) if error_fn is None else None,
     }
     if error_fn is None:
-        def error_fn(arch: Arch, theta: Mapping[str, Any]) -> float:
-            return short_train_error(arch, t, c, steps=cfg.steps, batch_size=cfg.train_batch_size,
-                                     seed=cfg.seed, heldout_batch_size=cfg.heldout_batch_size, **theta)
+        error_fn = _short_train_error_fn(t, c, archs, cfg, out_dir)
 
     return run_search(archs, t.arch, error_fn, cfg, settings, out_dir=out_dir)
+
+
+def _error_definition(cfg: SearchConfig) -> str:
+    from bortfast._base.version import __version__
+
+    init = f"inherit:{cfg.layers}:{cfg.calibration_blocks}" if cfg.init == "inherit" else "random"
+    return f"bortfast {__version__} ê v{ERROR_DEFINITION_VERSION} {init}"
+
+
+def _short_train_error_fn(t: Teacher, c: Corpus, archs: Sequence[Arch], cfg: SearchConfig,
+                          out_dir: str | os.PathLike | None) -> ErrorFn:
+    """ê = :func:`bortfast.distill.short_train_error`; inherited students share one importance measurement
+    (cached in ``out_dir``)."""
+    importance = None
+    if cfg.init == "inherit":
+        for arch in archs:  # every ξ must fit inside T before anything slow runs
+            check_fits(arch, t.config)
+        importance = teacher_importance(t, c, out_dir, n_blocks=cfg.calibration_blocks, progress=cfg.progress)
+
+    def error_fn(arch: Arch, theta: Mapping[str, Any]) -> float:
+        return short_train_error(arch, t, c, steps=cfg.steps, batch_size=cfg.train_batch_size, seed=cfg.seed,
+                                 heldout_batch_size=cfg.heldout_batch_size, init=cfg.init, importance=importance,
+                                 layers=cfg.layers, **theta)
+
+    return error_fn
 
 
 def _space_archs(space: SearchSpace | Sequence[Arch] | str, teacher: Any) -> list[Arch]:

@@ -65,6 +65,11 @@ class RunConfig:
     bench_sentences: int = 256  # held-out sentences for the end-to-end timing and the quality check
     threads: int = 2
     seed: int = 0
+    init: str = "inherit"  # students cut out of the teacher ("random": the paper's from-scratch setting)
+    max_latency: float | None = None  # ξ* = lowest ê with î within this budget (ms for --latency kernel)
+    min_speedup: float | None = None  # ξ* = lowest ê among ξ at least this many times faster than T (by î)
+    max_error: float | None = None  # ξ* = the fastest ξ with ê within this ceiling
+    sts: str | None = None  # STS-B style TSV: STS Spearman of teacher, ξ* and the pivots in the quality stage
     overwrite: bool = False  # start again in an out_dir that holds another run
     progress: bool = True
 
@@ -84,6 +89,12 @@ class RunConfig:
                 raise ValueError(f"RunConfig.{name} must be a positive int, got {value!r}")
         if not self.lrs or any(not lr > 0 for lr in self.lrs):
             raise ValueError(f"RunConfig.lrs must be positive learning rates, got {self.lrs!r}")
+        if self.init not in ("inherit", "random"):
+            raise ValueError(f"RunConfig.init must be 'inherit' or 'random', got {self.init!r}")
+        if self.sts is not None:
+            self.sts = os.fspath(self.sts)
+            if not Path(self.sts).is_file():
+                raise FileNotFoundError(f"--sts file {self.sts!r} does not exist")
         if (self.task is None) != (self.task_data is None):
             raise ValueError(f"--task and --task-data go together (got task={self.task!r}, "
                              f"task_data={self.task_data!r})")
@@ -169,7 +180,8 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
         cfg.teacher, st["corpus"]["paths"], cfg.space, out_dir=search_dir, eps=cfg.eps, steps=cfg.steps,
         thetas=tuple({"lr": lr} for lr in cfg.lrs), latency=cfg.latency, seq_len=cfg.seq_len,
         train_batch_size=cfg.search_batch_size, threads=cfg.threads, seed=cfg.seed, max_blocks=cfg.max_blocks,
-        progress=cfg.progress,
+        progress=cfg.progress, init=cfg.init, max_latency=cfg.max_latency, min_speedup=cfg.min_speedup,
+        max_error=cfg.max_error,
     )
     for name in ("search.json", "pareto.png"):
         shutil.copyfile(search_dir / name, out / f".{name}.tmp")
@@ -177,7 +189,8 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
     best = result.candidates[result.best]
     return {"arch": ",".join(str(v) for v in result.best_arch.tuple), "params": best.params,
             "latency": best.latency, "latency_unit": result.latency_unit, "error": best.error, "W": best.w,
-            "theta": result.best_theta, "trainings": result.trainings}
+            "theta": result.best_theta, "trainings": result.trainings, "selection": result.selection,
+            "error_param_spearman": result.error_param_spearman}
 
 
 def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
@@ -187,7 +200,7 @@ def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
         teacher=cfg.teacher, corpus=st["corpus"]["paths"], arch=st["search"]["arch"], out_dir=str(out / "distill"),
         steps=cfg.distill_steps, batch_size=cfg.distill_batch_size, seq_len=cfg.seq_len, lr=cfg.distill_lr,
         max_blocks=cfg.max_blocks, seed=cfg.seed, eval_every=max(1, cfg.distill_steps // 4),
-        checkpoint_every=max(1, cfg.distill_steps // 4), progress=cfg.progress,
+        checkpoint_every=max(1, cfg.distill_steps // 4), progress=cfg.progress, init=cfg.init,
     )
     final = distill(dcfg)
     _copytree_atomic(final, out / "student")
@@ -335,7 +348,49 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
         if evals:
             scores["distill_final_eval"] = evals[-1]
     scores["sentences"] = len(sentences)
+    if cfg.sts is not None:
+        scores["sts"] = _sts_quality(cfg, out, teacher, student, tokenizer)
     return scores
+
+
+def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenizer: Any) -> dict:
+    """STS Spearman (the teacher's own pooling) of the teacher, ξ* and, on a sample of pairs, every trained pivot
+    as inherited (before its short training); ``quality.png`` plots them against î."""
+    from bortfast.apps.quality import model_pooling, plot_quality, read_sts, sts_spearman, torch_embedder
+
+    pairs = read_sts(cfg.sts)
+    pooling = model_pooling(cfg.teacher)
+    search = json.loads((out / "search.json").read_text(encoding="utf-8"))
+    res = {"file": cfg.sts, "pairs": len(pairs.scores), "pooling": pooling,
+           "teacher": sts_spearman(torch_embedder(teacher.model, teacher.tokenizer, pooling=pooling), pairs),
+           "student": sts_spearman(torch_embedder(student, tokenizer, pooling=pooling), pairs),
+           "teacher_latency": search["teacher_latency"], "latency_unit": search["latency_unit"],
+           "student_latency": search["candidates"][search["best"]]["latency"]}
+    res["retained"] = res["student"] / res["teacher"]
+    res["pivots"] = _pivot_sts(cfg, out, teacher, search, pooling, read_sts(cfg.sts, limit=400))
+    plot_quality(res, out / "quality.png")
+    return res
+
+
+def _pivot_sts(cfg: RunConfig, out: Path, teacher: Any, search: dict, pooling: str, pairs: Any) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    from bortfast.apps.quality import sts_spearman, torch_embedder
+    from bortfast.distill.inherit import Importance, inherit_student
+    from bortfast.space import Arch
+
+    caches = sorted((out / "search").glob("importance-*.npz"))
+    if cfg.init != "inherit" or len(caches) != 1:
+        return []
+    imp = Importance.load(caches[0])
+    rows = []
+    trained = [c for c in search["candidates"] if c.get("error") is not None]
+    for c in tqdm(trained, desc="pivot quality", disable=not cfg.progress, leave=False):
+        arch = Arch(**c["arch"])
+        model = inherit_student(arch, teacher.model, imp, model_class="BertModel")
+        rows.append({"arch": list(arch.tuple), "latency": c["latency"], "error": c["error"],
+                     "sts_inherited": sts_spearman(torch_embedder(model, teacher.tokenizer, pooling=pooling), pairs)})
+    return rows
 
 
 def _fmt_int(n: float) -> str:
@@ -365,7 +420,10 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
         f"- corpus: {st['corpus']['description']}",
         f"- search space: {cfg.space}, {len(cands)} architectures, ε = {cfg.eps}, {search['trainings']} short "
         f"trainings of {cfg.steps} steps, Θ = lr {list(cfg.lrs)}, latency proxy î: {cfg.latency} ({unit})",
-        f"- chosen ξ* = {_arch_str(best['arch'])}, θ* = {search['best_theta']}, W = {search['best_w']:.4g}", "",
+        f"- chosen ξ* = {_arch_str(best['arch'])}, θ* = {search['best_theta']}, W = {search['best_w']:.4g}, by "
+        f"{(search.get('selection') or {}).get('rule', 'W')}"
+        + (f"; Spearman(ê, p̂) over the pivots = {search['error_param_spearman']:.3f}"
+           if search.get("error_param_spearman") is not None else ""), "",
         "## ξ* vs the teacher", "",
         f"| | architecture | parameters | î ({unit}) | ê |", "|---|---|---|---|---|",
         f"| teacher | {_arch_str(search['teacher'])} | {_fmt_int(search['teacher_params'])} | "
@@ -391,6 +449,11 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
               f"pairwise sentence similarities = {quality['similarity_spearman']:.3f}"
               + (f"; mean cosine of projected student vs teacher sentence embeddings = {quality['cosine']:.3f}"
                  if "cosine" in quality else "") + "."]
+    if "sts" in quality:
+        q = quality["sts"]
+        lines += ["", f"STS ({q['file']}, {q['pairs']} pairs, {q['pooling']} pooling, cosine): Spearman ρ teacher "
+                  f"{q['teacher']:.4f}, ξ* {q['student']:.4f} (**{100 * q['retained']:.1f}%** of the teacher). "
+                  f"`quality.png` plots quality against î for the teacher, ξ* and the pivots (as inherited)."]
     if not st["finetune"].get("skipped", True):
         dev = st["finetune"]["result"].get("dev", {})
         lines += ["", f"## Fine-tuning ({cfg.task}, {cfg.finetune_epochs} epoch(s), at most "

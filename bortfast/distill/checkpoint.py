@@ -67,8 +67,11 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _save_model_dir(module: Any, teacher: Teacher, directory: Path) -> None:
+    from bortfast.distill.inherit import write_sentence_transformers_files
+
     module.student.save_pretrained(directory)
     teacher.tokenizer.save_pretrained(directory)
+    write_sentence_transformers_files(teacher.name, directory, module.student.config.hidden_size)
     if module.projection is not None:
         from safetensors.torch import save_file
 

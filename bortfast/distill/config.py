@@ -65,6 +65,9 @@ class DistillConfig:
     allow_pickle: bool = False  # allow a pickle-only teacher (torch.load(weights_only=True) still applies)
     progress: bool = True  # tqdm progress bar on rank 0
     heldout_batch_size: int = 32  # batch size for evaluation
+    init: str = "inherit"  # "inherit": cut the student out of the teacher; "random": from scratch (the paper)
+    layers: str = "importance"  # inherited layers: "importance" (block influence), "even", "first"
+    calibration_blocks: int = 128  # corpus blocks whose teacher activations rank the units to keep
 
     def __post_init__(self) -> None:
         if isinstance(self.corpus, (str, os.PathLike)):
@@ -92,6 +95,13 @@ class DistillConfig:
             raise ValueError(f"DistillConfig.temperature must be positive, got {self.temperature!r}")
         if self.hidden_loss not in ("mse", "cosine"):
             raise ValueError(f"DistillConfig.hidden_loss must be 'mse' or 'cosine', got {self.hidden_loss!r}")
+        if self.init not in ("inherit", "random"):
+            raise ValueError(f"DistillConfig.init must be 'inherit' or 'random', got {self.init!r}")
+        if self.layers not in ("importance", "even", "first"):
+            raise ValueError(f"DistillConfig.layers must be 'importance', 'even' or 'first', got {self.layers!r}")
+        v = self.calibration_blocks
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"DistillConfig.calibration_blocks must be a positive int, got {v!r}")
 
     @property
     def loss_weights(self) -> LossWeights:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bortfast.space import Arch
 
@@ -18,7 +18,7 @@ from bortfast.data.teacher import Teacher
 from bortfast.distill.config import LossWeights
 from bortfast.distill.loss import distillation_loss, evaluate, teacher_targets
 from bortfast.distill.masking import Masker, _derived_seed, batch_indices
-from bortfast.distill.student import _trainable_module, build_student
+from bortfast.distill.student import StudentInit, _trainable_module, build_student, teacher_importance
 
 
 def short_train_error(
@@ -36,11 +36,16 @@ def short_train_error(
     weight_decay: float = 0.01,
     max_grad_norm: float = 1.0,
     dropout: float = 0.1,
+    init: StudentInit = "inherit",
+    importance: Any = None,
+    layers: Any = "importance",
 ) -> float:
     """ê(ξ) of Algorithm 1: train a fresh student (seeded) for ``steps`` steps by distillation from the teacher —
     the same loss, optimiser and schedule as :func:`distill` — and return the distillation loss on a fixed held-out
     batch (the first ``heldout_batch_size`` held-out blocks, masking fixed by ``seed``). Deterministic for fixed
-    inputs (and a fixed torch thread count); the global RNG state is left untouched."""
+    inputs (and a fixed torch thread count); the global RNG state is left untouched. The student starts inherited
+    from the teacher (``init="inherit"``; ``importance`` from :func:`teacher_importance`, measured here when not
+    given) or at random (``init="random"``, the paper's setting)."""
     import torch
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -54,9 +59,13 @@ def short_train_error(
                          f"{teacher.max_seq_len}")
     weights = weights or LossWeights()
     masker = Masker(teacher.tokenizer)
+    if init == "inherit" and importance is None:  # measured here (uncached); extract() measures it once
+        importance = teacher_importance(teacher, corpus, None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = _trainable_module(build_student(arch, teacher, seed=seed, dropout=dropout), teacher, seed=seed)
+        student = build_student(arch, teacher, seed=seed, dropout=dropout, init=init, importance=importance,
+                                layers=layers)
+        module = _trainable_module(student, teacher, seed=seed)
         module.train()
         if steps:
             train_step = TrainingStep(module, lr=lr, total_steps=steps, warmup_steps=int(warmup_fraction * steps),

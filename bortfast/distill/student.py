@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from bortfast.space import Arch
 
@@ -14,7 +16,10 @@ if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import 
 
 
 
+from bortfast.data.corpus import Corpus
 from bortfast.data.teacher import Teacher
+
+StudentInit = Literal["inherit", "random"]
 
 
 # --------------------------------------------------------------------------------------------------------- student
@@ -44,16 +49,28 @@ def student_arch(arch: Arch | str | Sequence[int], teacher: Teacher) -> Arch:
                 type_vocab_size=t.type_vocab_size)
 
 
-def build_student(arch: Arch, teacher: Teacher, *, seed: int, dropout: float = 0.1) -> Any:
-    """A freshly initialised ``BertForMaskedLM`` of shape ``arch`` with the teacher's vocabulary (seeded; the
-    global torch RNG is left untouched)."""
+def build_student(arch: Arch, teacher: Teacher, *, seed: int, dropout: float = 0.1, init: StudentInit = "random",
+                  importance: Any = None, layers: Any = "importance") -> Any:
+    """A ``BertForMaskedLM`` of shape ``arch`` with the teacher's vocabulary: freshly initialised (``init="random"``,
+    the paper's from-scratch setting) or cut out of the teacher (``init="inherit"``, :mod:`bortfast.distill.inherit`,
+    needs the teacher's ``importance``). Seeded; the global torch RNG is left untouched."""
     import torch
     from transformers import BertForMaskedLM
 
     check_arch_matches_teacher(arch, teacher)
     tok = teacher.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    if init == "inherit":
+        from bortfast.distill.inherit import inherit_student
+
+        if importance is None:
+            raise ValueError("init='inherit' needs the teacher's importance (bortfast.distill.teacher_importance)")
+        return inherit_student(arch, teacher.model, importance, layers=layers, seed=seed, pad_token_id=pad,
+                               hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if init != "random":
+        raise ValueError(f"init must be 'inherit' or 'random', got {init!r}")
     config = arch.to_bert_config(
-        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else 0,
+        pad_token_id=pad,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
         architectures=["BertForMaskedLM"],
@@ -62,6 +79,22 @@ def build_student(arch: Arch, teacher: Teacher, *, seed: int, dropout: float = 0
         torch.manual_seed(seed)
         model = BertForMaskedLM(config)
     return model
+
+
+def teacher_importance(teacher: Teacher, corpus: Corpus, cache_dir: str | os.PathLike | None, *,
+                       n_blocks: int = 128, progress: bool = False) -> Any:
+    """The teacher's unit importance on the first ``n_blocks`` training blocks of ``corpus`` (forward passes
+    only), cached as ``cache_dir/importance-KEY.npz`` (KEY: teacher, weights, corpus, calibration size)."""
+    from bortfast.distill.inherit import importance_cached, importance_key
+
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 1:
+        raise ValueError(f"calibration n_blocks must be a positive int, got {n_blocks!r}")
+    blocks = corpus.train[:n_blocks]
+    if len(blocks) == 0:
+        raise ValueError("the corpus has no training blocks to calibrate importance on")
+    key = importance_key(teacher.name, teacher.vocab_fingerprint, teacher.model, corpus.fingerprint, len(blocks))
+    cache = None if cache_dir is None else Path(cache_dir) / f"importance-{key}.npz"
+    return importance_cached(teacher.model, blocks, cache, progress=progress)
 
 
 # --------------------------------------------------------------------------------------------------------- loss
@@ -81,6 +114,11 @@ def _trainable_module(student: Any, teacher: Teacher, *, seed: int) -> Any:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed + 7919)
                     self.projection = nn.Linear(h_s, h_t)
+                kept = (getattr(student.config, "bortfast_inherit", None) or {}).get("hidden")
+                if kept is not None:  # inherited: start as "put each kept channel back where the teacher has it"
+                    from bortfast.distill.inherit import selection_projection
+
+                    selection_projection(self.projection, kept)
 
         def forward(self, input_ids: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
             # The MLM head runs on the masked positions only: the loss needs nothing else, and the vocabulary

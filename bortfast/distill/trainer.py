@@ -32,7 +32,7 @@ from bortfast.distill.checkpoint import (
 from bortfast.distill.config import DistillCallback, DistillConfig
 from bortfast.distill.loss import _autocast, distillation_loss, evaluate, teacher_targets
 from bortfast.distill.masking import Masker, _derived_seed, batch_indices
-from bortfast.distill.student import _trainable_module, build_student, student_arch
+from bortfast.distill.student import _trainable_module, build_student, student_arch, teacher_importance
 
 
 def distill(config: DistillConfig, *, callbacks: Sequence[DistillCallback] = ()) -> Path:
@@ -76,7 +76,8 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
                          max_blocks=config.max_blocks)
     fingerprints = {"arch": list(arch.tuple), "vocab_size": arch.vocab_size, "teacher_vocab": teacher.vocab_fingerprint,
                     "teacher_kind": teacher.kind, "seq_len": config.seq_len, "corpus": corpus.fingerprint,
-                    "teacher_hidden": teacher.arch.hidden}
+                    "teacher_hidden": teacher.arch.hidden, "init": config.init,
+                    **({"layers": config.layers} if config.init == "inherit" else {})}
 
     # ---- resume point
     resume_dir: Path | None = None
@@ -116,7 +117,15 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
                              f"deleted — remove it or pass resume_from= an earlier checkpoint") from None
         start_step = int(trainer_state["step"])
     else:
-        student = build_student(arch, teacher, seed=config.seed, dropout=config.dropout)
+        importance = None
+        if config.init == "inherit":
+            from bortfast.distill.inherit import check_fits
+
+            check_fits(arch, teacher.config)  # before the calibration passes: a clear error first
+            importance = teacher_importance(teacher, corpus, out, n_blocks=config.calibration_blocks,
+                                            progress=config.progress and rank == 0)
+        student = build_student(arch, teacher, seed=config.seed, dropout=config.dropout, init=config.init,
+                                importance=importance, layers=config.layers)
     module = _trainable_module(student, teacher, seed=config.seed)
     if resume_dir is not None and module.projection is not None:
         try:

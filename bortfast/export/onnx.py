@@ -273,6 +273,10 @@ def to_onnx(
             id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
             meta["id2label"] = json.dumps([id2label.get(i, str(i)) for i in range(config.num_labels)])
             meta["problem_type"] = str(getattr(config, "problem_type", None) or "")
+        if (Path(model_dir) / "1_Pooling" / "config.json").is_file():  # a sentence-transformers model's pooling
+            from bortfast.data.teacher import model_pooling
+
+            meta["pooling"] = model_pooling(model_dir)
         tokenizer_json = _tokenizer_json(model_dir) if embed_tokenizer else None
         if tokenizer_json is not None:
             meta["tokenizer_json"] = tokenizer_json

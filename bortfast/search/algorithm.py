@@ -66,6 +66,8 @@ class SearchResult:
     pareto_front: list[int]  # candidate indices: exact Pareto front of (p̂, î, ê) over the trained candidates
     approx_pareto_front: list[int] | None  # (1+δ)-approximate front (δ = settings["pareto_delta"]); None if ê ≤ 0
     trainings: int  # number of short trainings = |Θ|·⌈|Ξ|/ε⌉
+    selection: dict[str, Any] | None = None  # how ξ* was chosen: W (the paper) or the user's budget / floor
+    error_param_spearman: float | None = None  # Spearman(ê, p̂) over the trained pivots (< 0: bigger is better)
 
     @property
     def best_arch(self) -> Arch:

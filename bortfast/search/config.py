@@ -35,9 +35,26 @@ class SearchConfig:
     max_blocks: int | None = None  # keep only this many corpus blocks (quick runs)
     overwrite: bool = False  # discard an existing journal / result in out_dir
     progress: bool = False  # tqdm bar over the trainings (rank 0)
+    max_latency: float | None = None  # user's budget on î (ms, or FLOPs): ξ* = lowest ê within it
+    min_speedup: float | None = None  # user's floor on i(T)/î: ξ* = lowest ê among ξ at least this much faster
+    max_error: float | None = None  # user's quality floor as a ceiling on ê: ξ* = lowest î within it
+    init: str = "inherit"  # short trainings start from the student cut out of T ("random": the paper's setting)
+    layers: str = "importance"  # which teacher layers an inherited student keeps
+    calibration_blocks: int = 128  # corpus blocks whose teacher activations rank the units to keep
 
     def __post_init__(self) -> None:
-        for name in ("eps", "steps", "batch", "seq_len", "train_batch_size", "heldout_batch_size"):
+        if self.init not in ("inherit", "random"):
+            raise ValueError(f"init must be 'inherit' or 'random', got {self.init!r}")
+        if self.layers not in ("importance", "even", "first"):
+            raise ValueError(f"layers must be 'importance', 'even' or 'first', got {self.layers!r}")
+        for name in ("max_latency", "min_speedup", "max_error"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v)
+                                  or v <= 0 or (name == "min_speedup" and v < 1)):
+                raise ValueError(f"{name} must be a positive finite number{' >= 1' * (name == 'min_speedup')}, "
+                                 f"got {v!r}")
+        for name in ("eps", "steps", "batch", "seq_len", "train_batch_size", "heldout_batch_size",
+                     "calibration_blocks"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")

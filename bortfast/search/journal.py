@@ -18,7 +18,9 @@ JOURNAL_NAME = "journal.jsonl"
 # Settings that determine a single ê(ξ, θ); a journal written under different values cannot be reused. The other
 # settings (ε, Θ, the latency proxy) only decide *which* (ξ, θ) get trained, so their journal entries stay valid.
 ERROR_SETTINGS = ("teacher", "teacher_arch", "corpus", "steps", "seq_len", "train_batch_size", "seed",
-                  "heldout_batch_size", "vocab_fingerprint", "corpus_fingerprint", "error_fn")
+                  "heldout_batch_size", "vocab_fingerprint", "corpus_fingerprint", "error_fn", "error_definition")
+# Bump when the code that computes ê changes meaning: a journal written under another definition is refused.
+ERROR_DEFINITION_VERSION = 2  # 2: students inherited from the teacher (weight inheritance); 1: random init
 
 
 

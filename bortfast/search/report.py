@@ -52,7 +52,15 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("parameters p̂")
     ax.set_ylabel("FLOPs" if result.latency_unit == "flops" else f"latency î ({result.latency_unit})")
-    ax.set_title(f"Algorithm 1: ε = {result.settings.get('eps')}, {result.trainings} trainings")
+    sel = result.selection or {}
+    if sel.get("latency_budget"):
+        ax.axhline(sel["latency_budget"], color="tab:orange", ls="--", lw=1, label="latency budget")
+    if sel.get("w_argmax") is not None and sel["w_argmax"] != result.best:
+        wc = cands[sel["w_argmax"]]
+        ax.scatter([wc.params], [wc.latency], marker="P", s=120, c="tab:purple", label="W's argmax")
+    rho = result.error_param_spearman
+    ax.set_title(f"Algorithm 1: ε = {result.settings.get('eps')}, {result.trainings} trainings"
+                 + (f", Spearman(ê, p̂) = {rho:.2f}" if rho is not None else ""), fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     save_figure(fig, path)

@@ -14,6 +14,7 @@ import numpy as np
 
 from bortfast._base import dist
 from bortfast.search.algorithm import SearchResult, run_algorithm1
+from bortfast.search.choice import choose_for_user
 from bortfast.search.config import ErrorFn, LatencyProxy, SearchConfig
 from bortfast.search.journal import Journal
 from bortfast.search.report import PLOT_NAME, RESULT_NAME, write_outputs
@@ -107,6 +108,8 @@ def run_search(archs: Sequence[Arch], teacher_arch: Arch, error_fn: ErrorFn, cfg
         world_size=world, gather=dist.all_gather if world > 1 else None, eps_small=cfg.eps_small,
         pareto_delta=cfg.pareto_delta, latency_unit=unit, progress=cfg.progress and rank == 0, settings=settings,
     )
+    result = choose_for_user(result, max_latency=cfg.max_latency, min_speedup=cfg.min_speedup,
+                             max_error=cfg.max_error)
     if rank == 0 and out_dir is not None:
         write_outputs(result, out_dir)
     return result
