@@ -6,6 +6,7 @@ The compiled module ``bortfast._core`` is private; this package re-exports the p
 # Loads the OpenBLAS library that bortfast._core links, so it must come before anything imports _core.
 from bortfast import _openblas  # noqa: F401  # isort: skip
 from bortfast.kernel import EncoderKernel
+from bortfast.knapsack import layer_frontier
 from bortfast.profile import LatencyStats, measure_latency, profile_space
 from bortfast.search import SearchConfig, SearchResult, extract, run_algorithm1
 from bortfast.selection import approx_pareto_front, interval_pivots, pareto_front, w_coefficients
@@ -51,6 +52,7 @@ __all__ = [
     "Arch",
     "DistillConfig",
     "EncoderKernel",
+    "layer_frontier",
     "LatencyStats",
     "measure_latency",
     "profile_space",
