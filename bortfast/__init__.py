@@ -10,6 +10,7 @@ from bortfast._base.version import __version__  # noqa: E402
 from bortfast.data.tasks import compute_metrics, get_task, load_examples
 from bortfast.profile import EncoderKernel, LatencyStats, measure_latency, profile_space
 from bortfast.search import SearchConfig, SearchResult, run_algorithm1
+from bortfast.search.knapsack import layer_frontier
 from bortfast.search.selection import approx_pareto_front, interval_pivots, pareto_front, w_coefficients
 from bortfast.space import (
     Arch,
@@ -53,6 +54,7 @@ __all__ = [
     "Arch",
     "DistillConfig",
     "EncoderKernel",
+    "layer_frontier",
     "LatencyStats",
     "measure_latency",
     "profile_space",

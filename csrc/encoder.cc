@@ -44,7 +44,7 @@ class ThreadPool {
 
   void run(int threads, int64_t n_tasks, const Task& fn) {
     if (n_tasks <= 0) return;
-    threads = static_cast<int>(std::min<int64_t>(std::max(threads, 1), n_tasks));
+    threads = static_cast<int>(std::min<int64_t>({std::max(threads, 1), n_tasks, kMaxThreads}));
     if (threads == 1) {
       for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
       return;
@@ -55,11 +55,16 @@ class ThreadPool {
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = &fn;
       n_tasks_ = n_tasks;
-      participants_ = threads - 1;
       next_.store(0, std::memory_order_relaxed);
       pending_.store(threads - 1, std::memory_order_relaxed);
       error_ = nullptr;
-      generation_.fetch_add(1, std::memory_order_release);
+      // The participant count travels in the same atomic word as the generation (issue 16; TSan confirmed
+      // the race): a worker decides whether to take part from the one word it loaded, so a late worker
+      // cannot pair an old generation with the next job's count, run a job it was not counted in, and
+      // decrement pending_ twice (which let run() return while a task still ran). The release store
+      // publishes fn_, n_tasks_, next_ and pending_ to the workers that acquire it.
+      job_.store(pack(generation(job_.load(std::memory_order_relaxed)) + 1, threads - 1),
+                 std::memory_order_release);
     }
     cv_.notify_all();
     work(0);
@@ -75,6 +80,16 @@ class ThreadPool {
 
  private:
   ThreadPool() = default;
+
+  // The job word: generation (upper 48 bits; never wraps in practice) and participant count (lower 16).
+  static constexpr int kCountBits = 16;
+  static constexpr int64_t kMaxThreads = int64_t{1}
+                                         << kCountBits;  // participants = threads - 1 fit in 16 bits
+  static uint64_t pack(uint64_t generation, int participants) {
+    return (generation << kCountBits) | static_cast<uint64_t>(participants);
+  }
+  static uint64_t generation(uint64_t job) { return job >> kCountBits; }
+  static int participants(uint64_t job) { return static_cast<int>(job & ((uint64_t{1} << kCountBits) - 1)); }
 
   static ThreadPool*& current() {
     static ThreadPool* pool = nullptr;
@@ -92,7 +107,7 @@ class ThreadPool {
       const int index = static_cast<int>(workers_.size()) + 1;
       // A new worker starts from the current generation, so it only ever joins jobs published after it
       // exists.
-      const uint64_t seen = generation_.load(std::memory_order_acquire);
+      const uint64_t seen = generation(job_.load(std::memory_order_acquire));
       workers_.emplace_back([this, index, seen] { worker_loop(index, seen); });
       workers_.back().detach();
     }
@@ -113,18 +128,20 @@ class ThreadPool {
 
   void worker_loop(int index, uint64_t seen) {
     for (;;) {
-      uint64_t gen = generation_.load(std::memory_order_acquire);
-      for (int spin = 0; gen == seen && spin < 20000; ++spin) {
+      uint64_t job = job_.load(std::memory_order_acquire);
+      for (int spin = 0; generation(job) == seen && spin < 20000; ++spin) {
         cpu_relax();
-        gen = generation_.load(std::memory_order_acquire);
+        job = job_.load(std::memory_order_acquire);
       }
-      if (gen == seen) {
+      if (generation(job) == seen) {
         std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-        gen = generation_.load(std::memory_order_acquire);
+        cv_.wait(lock, [&] { return generation(job_.load(std::memory_order_acquire)) != seen; });
+        job = job_.load(std::memory_order_acquire);
       }
-      seen = gen;
-      if (index <= participants_) {
+      seen = generation(job);
+      // Count and generation come from the same load. A participant of this generation cannot miss it: the
+      // next job is published only once pending_ reaches 0, which needs this worker's decrement.
+      if (index <= participants(job)) {
         work(index);
         pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
@@ -135,12 +152,11 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> job_{0};  // pack(generation, participants) of the latest job
   std::atomic<int64_t> next_{0};
   std::atomic<int> pending_{0};
   const Task* fn_ = nullptr;
   int64_t n_tasks_ = 0;
-  int participants_ = 0;
   std::exception_ptr error_;
 };
 

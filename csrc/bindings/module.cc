@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   register_cost_model(m);
   register_selection(m);
   register_encoder(m);
+  register_knapsack(m);
 }
