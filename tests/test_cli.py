@@ -26,3 +26,22 @@ def test_space_cli_table_runs_as_a_program():
 def test_cli_error_is_clean(capsys, tmp_path):
     assert main(["space", "--below", str(tmp_path / "missing")]) == 2
     assert "bortfast space: error" in capsys.readouterr().err
+
+
+def test_every_failure_class_is_a_message_and_debug_shows_the_traceback(monkeypatch, capsys):
+    import bortfast.cli.space as space_cli
+
+    for exc in (RuntimeError("export failed"), FloatingPointError("loss is nan"), KeyError("missing"),
+                ValueError("bad"), OSError("disk")):
+        def boom(args, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(space_cli, "run_cli", boom)
+        assert main(["space", "--preset", "bert-paper"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("bortfast space: error:") and type(exc).__name__ in err
+    monkeypatch.setattr(space_cli, "run_cli", lambda args: (_ for _ in ()).throw(RuntimeError("x")))
+    import pytest
+
+    with pytest.raises(RuntimeError):
+        main(["--debug", "space", "--preset", "bert-paper"])

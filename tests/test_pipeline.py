@@ -23,15 +23,28 @@ def tiny_args(teacher: Path, corpus: Path, out: Path) -> list[str]:
             "--threads", "1"]
 
 
+def _tiny_sts(path: Path) -> Path:
+    from _tiny import tiny_text
+
+    lines = tiny_text(40, seed=3).splitlines()
+    rows = ["index\tsentence1\tsentence2\tscore"]
+    rows += [f"{k}\t{a}\t{b}\t{(k * 7) % 6}" for k, (a, b) in enumerate(zip(lines[::2], lines[1::2]))]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
 def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_path):
     out = tmp_path / "run"
+    sts = _tiny_sts(tmp_path / "sts.tsv")
     proc = subprocess.run([sys.executable, "-m", "bortfast", "run", *tiny_args(tiny_hidden_teacher_dir,
-                                                                               tiny_corpus_file, out)],
+                                                                               tiny_corpus_file, out),
+                           "--sts", str(sts)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in REPORT_FILES:
         assert (out / name).is_file(), name
     state = json.loads((out / "pipeline.json").read_text())
+    summary = (out / "summary.md").read_text()
     assert list(state["stages"]) == list(pipeline.STAGES)
     search = json.loads((out / "search.json").read_text())
     best = search["candidates"][search["best"]]["arch"]
@@ -46,13 +59,20 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     summary = (out / "summary.md").read_text()
     assert f"⟨{chosen.replace(',', ', ')}⟩" in summary and "Quality retained" in summary
     assert "chosen ξ*" in proc.stdout and "report:" in proc.stdout
+    # Quality on the STS file: teacher, ξ* and every trained pivot (as inherited), plotted against î.
+    q = state["stages"]["quality"]["outputs"]["sts"]
+    assert -1 <= q["teacher"] <= 1 and -1 <= q["student"] <= 1 and q["pairs"] == 20
+    assert len(q["pivots"]) == search["trainings"] and (out / "quality.png").is_file()
+    assert "STS Spearman teacher / student" in proc.stdout and "STS (" in summary
+    assert search["selection"] == {"rule": "W"} and "error_param_spearman" in search
     speedup = json.loads((out / "speedup.json").read_text())
     assert speedup["archs"]["student"] == [best[k] for k in ("layers", "heads", "hidden", "intermediate")]
 
     # Re-running the same command resumes: every stage is skipped and the results are untouched.
     before = (out / "search.json").read_bytes()
     proc2 = subprocess.run([sys.executable, "-m", "bortfast", "run", *tiny_args(tiny_hidden_teacher_dir,
-                                                                                tiny_corpus_file, out)],
+                                                                                tiny_corpus_file, out),
+                            "--sts", str(sts)],
                            capture_output=True, text=True, timeout=300)
     assert proc2.returncode == 0, proc2.stderr[-3000:]
     assert proc2.stdout.count("done earlier, skipped") == len(pipeline.STAGES)

@@ -50,7 +50,8 @@ class RunConfig:
     steps: int = 10  # short-training steps per pivot
     lrs: tuple[float, ...] = (1e-3,)  # Θ: learning rates of the short trainings
     latency: str = "kernel"  # î proxy: "kernel" (measured C++ latency) or "flops"
-    seq_len: int = 128  # tokens per training block and latency shape
+    seq_len: int = 128  # latency shape L and the search's training blocks
+    distill_seq_len: int | None = None  # tokens per block of the final distillation (None: seq_len)
     search_batch_size: int = 8  # sequences per short-training step
     max_blocks: int | None = 2000  # corpus blocks used (None: all)
     distill_steps: int = 300  # optimiser steps of the final distillation
@@ -89,6 +90,9 @@ class RunConfig:
                 raise ValueError(f"RunConfig.{name} must be a positive int, got {value!r}")
         if not self.lrs or any(not lr > 0 for lr in self.lrs):
             raise ValueError(f"RunConfig.lrs must be positive learning rates, got {self.lrs!r}")
+        dsl = self.distill_seq_len
+        if dsl is not None and (isinstance(dsl, bool) or not isinstance(dsl, int) or dsl < 8):
+            raise ValueError(f"RunConfig.distill_seq_len must be an int >= 8 or None, got {self.distill_seq_len!r}")
         if self.init not in ("inherit", "random"):
             raise ValueError(f"RunConfig.init must be 'inherit' or 'random', got {self.init!r}")
         if self.sts is not None:
@@ -198,7 +202,8 @@ def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
 
     dcfg = DistillConfig(
         teacher=cfg.teacher, corpus=st["corpus"]["paths"], arch=st["search"]["arch"], out_dir=str(out / "distill"),
-        steps=cfg.distill_steps, batch_size=cfg.distill_batch_size, seq_len=cfg.seq_len, lr=cfg.distill_lr,
+        steps=cfg.distill_steps, batch_size=cfg.distill_batch_size, seq_len=cfg.distill_seq_len or cfg.seq_len,
+        lr=cfg.distill_lr,
         max_blocks=cfg.max_blocks, seed=cfg.seed, eval_every=max(1, cfg.distill_steps // 4),
         checkpoint_every=max(1, cfg.distill_steps // 4), progress=cfg.progress, init=cfg.init,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bortfast", description="Optimal sub-architecture extraction for BERT (Bort), fast on CPU."
     )
     parser.add_argument("--version", action="version", version=f"bortfast {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of a failure (also: environment BORTFAST_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -43,8 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(args._module)
     try:
         return int(module.run_cli(args) or 0)
-    except (ValueError, OSError, TypeError) as err:
-        print(f"bortfast {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError, TypeError, RuntimeError, ArithmeticError, LookupError) as err:
+        if args.debug or os.environ.get("BORTFAST_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"bortfast {args.command}: error: {err} ({type(err).__name__}; --debug shows the traceback)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"bortfast {args.command}: interrupted", file=sys.stderr)

@@ -43,7 +43,7 @@ class DistillConfig:
     warmup: int = -1  # warm-up steps; -1 = 10% of steps
     weight_decay: float = 0.01  # AdamW decay, not applied to biases and LayerNorm
     max_grad_norm: float = 1.0  # gradient clipping
-    alpha: float = 0.1  # MLM weight (alexa/bort)
+    alpha: float | None = None  # MLM weight; None: 0.1 for an MLM teacher (alexa/bort), 0 for an encoder-only one
     beta: float = 0.5  # distillation weight (alexa/bort)
     temperature: float = 2.0  # τ (alexa/bort)
     hidden_loss: str = "mse"  # "mse" or "cosine" for an encoder-only teacher
@@ -89,7 +89,8 @@ class DistillConfig:
                 raise ValueError(f"DistillConfig.{name} must be a non-negative int, got {v!r}")
         if not self.lr > 0:
             raise ValueError(f"DistillConfig.lr must be positive, got {self.lr!r}")
-        if self.alpha < 0 or self.beta < 0 or self.alpha + self.beta == 0:
+        alpha = 0.1 if self.alpha is None else self.alpha
+        if alpha < 0 or self.beta < 0 or alpha + self.beta == 0:
             raise ValueError(f"DistillConfig alpha={self.alpha}, beta={self.beta}: need alpha, beta >= 0, not both 0")
         if not self.temperature > 0:
             raise ValueError(f"DistillConfig.temperature must be positive, got {self.temperature!r}")
@@ -105,7 +106,14 @@ class DistillConfig:
 
     @property
     def loss_weights(self) -> LossWeights:
-        return LossWeights(self.alpha, self.beta, self.temperature, self.hidden_loss)  # type: ignore[arg-type]
+        """The weights for an MLM teacher (``alpha=None`` → 0.1); :meth:`loss_weights_for` knows the teacher."""
+        return self.loss_weights_for("mlm")
+
+    def loss_weights_for(self, kind: str) -> LossWeights:
+        from bortfast.distill.masking import default_loss_weights
+
+        return default_loss_weights(kind, self.alpha, beta=self.beta, temperature=self.temperature,
+                                    hidden_loss=self.hidden_loss)
 
     @property
     def warmup_steps(self) -> int:

@@ -17,7 +17,7 @@ from bortfast.data.corpus import Corpus
 from bortfast.data.teacher import Teacher
 from bortfast.distill.config import LossWeights
 from bortfast.distill.loss import distillation_loss, evaluate, teacher_targets
-from bortfast.distill.masking import Masker, _derived_seed, batch_indices
+from bortfast.distill.masking import _derived_seed, batch_indices, default_loss_weights, masker_for
 from bortfast.distill.student import StudentInit, _trainable_module, build_student, teacher_importance
 
 
@@ -57,8 +57,8 @@ def short_train_error(
     if corpus.seq_len > teacher.max_seq_len:
         raise ValueError(f"corpus seq_len={corpus.seq_len} exceeds the teacher's max sequence length "
                          f"{teacher.max_seq_len}")
-    weights = weights or LossWeights()
-    masker = Masker(teacher.tokenizer)
+    weights = weights or default_loss_weights(teacher.kind)
+    masker = masker_for(teacher.tokenizer, teacher.kind, weights.alpha)
     if init == "inherit" and importance is None:  # measured here (uncached); extract() measures it once
         importance = teacher_importance(teacher, corpus, None)
     with torch.random.fork_rng(devices=[]):

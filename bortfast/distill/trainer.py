@@ -31,7 +31,7 @@ from bortfast.distill.checkpoint import (
 )
 from bortfast.distill.config import DistillCallback, DistillConfig
 from bortfast.distill.loss import _autocast, distillation_loss, evaluate, teacher_targets
-from bortfast.distill.masking import Masker, _derived_seed, batch_indices
+from bortfast.distill.masking import _derived_seed, batch_indices, masker_for
 from bortfast.distill.student import _trainable_module, build_student, student_arch, teacher_importance
 
 
@@ -151,8 +151,8 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
             warnings.warn(f"checkpoint {resume_dir} has no RNG state for rank {rank} (written with a different "
                           f"world size?); dropout RNG re-seeded", stacklevel=2)
     model = DistributedDataParallel(module) if distributed else module
-    masker = Masker(teacher.tokenizer, config.mlm_probability)
-    weights = config.loss_weights
+    weights = config.loss_weights_for(teacher.kind)
+    masker = masker_for(teacher.tokenizer, teacher.kind, weights.alpha, config.mlm_probability)
     autocast_dtype = torch.bfloat16 if config.bf16 else None
     is_main = rank == 0
 
