@@ -161,3 +161,15 @@ def test_read_sts_and_spearman(tmp_path):
     (tmp_path / "bad.tsv").write_text("a\tb\n1\t2\n")
     with pytest.raises(ValueError, match="lacks column"):
         read_sts(tmp_path / "bad.tsv")
+
+
+def test_excluded_lines_never_enter_a_training_block(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_path):
+    teacher = load_teacher(tiny_hidden_teacher_dir)
+    lines = tiny_corpus_file.read_text().splitlines()
+    held = lines[-30:]
+    without = tmp_path / "without.txt"
+    without.write_text("\n".join(ln for ln in lines if ln not in set(held)) + "\n")
+    a = load_corpus([tiny_corpus_file], teacher.tokenizer, seq_len=16, seed=0, exclude=held)
+    b = load_corpus([without], teacher.tokenizer, seq_len=16, seed=0)
+    assert torch.equal(a.train, b.train) and torch.equal(a.heldout, b.heldout)
+    assert a.fingerprint != load_corpus([tiny_corpus_file], teacher.tokenizer, seq_len=16, seed=0).fingerprint

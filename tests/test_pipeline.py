@@ -65,6 +65,12 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     assert len(q["pivots"]) == search["trainings"] and (out / "quality.png").is_file()
     assert "STS Spearman teacher / student" in proc.stdout and "STS (" in summary
     assert search["selection"] == {"rule": "W"} and "error_param_spearman" in search
+    # The quality/bench sentences are held out: search and distillation excluded exactly these lines.
+    heldout = out / "corpus" / "heldout.txt"
+    assert state["stages"]["corpus"]["outputs"]["heldout"] == str(heldout)
+    assert json.loads((out / "distill" / "distill_config.json").read_text())["exclude_file"] == str(heldout)
+    assert json.loads((out / "search" / "search.json").read_text())["settings"]["corpus_fingerprint"]
+    assert state["stages"]["quality"]["outputs"]["sentences"] == len(heldout.read_text().splitlines())
     speedup = json.loads((out / "speedup.json").read_text())
     assert speedup["archs"]["student"] == [best[k] for k in ("layers", "heads", "hidden", "intermediate")]
 

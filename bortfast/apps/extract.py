@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bortfast.data.corpus import Corpus, load_corpus
+from bortfast.data.corpus import Corpus, load_corpus, read_exclude_file
 from bortfast.data.teacher import Teacher, load_teacher
 from bortfast.distill.inherit import check_fits
 from bortfast.distill.short import short_train_error
@@ -62,7 +62,8 @@ def extract(
         for path in paths:
             if not str(path).startswith("hf:") and not Path(path).exists():
                 raise FileNotFoundError(f"corpus path {str(path)!r} does not exist")
-        c = load_corpus(paths, t.tokenizer, seq_len=cfg.seq_len, seed=cfg.seed, max_blocks=cfg.max_blocks)
+        c = load_corpus(paths, t.tokenizer, seq_len=cfg.seq_len, seed=cfg.seed, max_blocks=cfg.max_blocks,
+                        exclude=read_exclude_file(cfg.exclude_file))
 
     archs = _space_archs(space, t)
     settings = {

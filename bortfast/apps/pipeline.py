@@ -167,13 +167,34 @@ def _stage_corpus(cfg: RunConfig, out: Path, st: dict) -> dict:
         for path in cfg.corpus:
             if not path.startswith("hf:") and not Path(path).exists():
                 raise FileNotFoundError(f"corpus path {path!r} does not exist")
-        return {"paths": list(cfg.corpus), "description": f"user corpus: {', '.join(cfg.corpus)}"}
-    from bortfast.data.stdlib import write_stdlib_corpus
+        res = {"paths": list(cfg.corpus), "description": f"user corpus: {', '.join(cfg.corpus)}"}
+    else:
+        from bortfast.data.stdlib import write_stdlib_corpus
 
-    path = out / "corpus" / "stdlib_docstrings.txt"
-    info = write_stdlib_corpus(path)
-    return {"paths": [str(path)], "description": f"embedded default: {info['source']}, "
-            f"{info['paragraphs']} paragraphs, {info['characters']} characters", **info}
+        path = out / "corpus" / "stdlib_docstrings.txt"
+        info = write_stdlib_corpus(path)
+        res = {"paths": [str(path)], "description": f"embedded default: {info['source']}, "
+               f"{info['paragraphs']} paragraphs, {info['characters']} characters", **info}
+    heldout = out / "corpus" / "heldout.txt"  # never trained on: search and distillation exclude these lines
+    with atomic_open(heldout) as f:
+        f.write("\n".join(_tail_lines(res["paths"], cfg.bench_sentences)) + "\n")
+    return {**res, "heldout": str(heldout)}
+
+
+def _tail_lines(paths: list[str], n: int) -> list[str]:
+    """The last ``n`` distinct lines of 5 or more words of the (file) corpus: the held-out text."""
+    lines: list[str] = []
+    for path in paths:
+        if path.startswith("hf:"):
+            continue
+        p = Path(path)
+        for f in (sorted(p.rglob("*.txt")) if p.is_dir() else [p]):
+            lines.extend(line.strip() for line in f.read_text(encoding="utf-8", errors="replace").splitlines()
+                         if len(line.split()) >= 5)
+    lines = list(dict.fromkeys(lines))
+    if not lines:
+        raise ValueError("the corpus has no line of 5 or more words to hold out for evaluation")
+    return lines[-n:]
 
 
 def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
@@ -185,7 +206,7 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
         thetas=tuple({"lr": lr} for lr in cfg.lrs), latency=cfg.latency, seq_len=cfg.seq_len,
         train_batch_size=cfg.search_batch_size, threads=cfg.threads, seed=cfg.seed, max_blocks=cfg.max_blocks,
         progress=cfg.progress, init=cfg.init, max_latency=cfg.max_latency, min_speedup=cfg.min_speedup,
-        max_error=cfg.max_error,
+        max_error=cfg.max_error, exclude_file=st["corpus"]["heldout"],
     )
     for name in ("search.json", "pareto.png"):
         shutil.copyfile(search_dir / name, out / f".{name}.tmp")
@@ -206,6 +227,7 @@ def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
         lr=cfg.distill_lr,
         max_blocks=cfg.max_blocks, seed=cfg.seed, eval_every=max(1, cfg.distill_steps // 4),
         checkpoint_every=max(1, cfg.distill_steps // 4), progress=cfg.progress, init=cfg.init,
+        exclude_file=st["corpus"]["heldout"],
     )
     final = distill(dcfg)
     _copytree_atomic(final, out / "student")
@@ -253,18 +275,9 @@ def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 
 def _heldout_sentences(cfg: RunConfig, st: dict) -> list[str]:
-    """Held-out text for timing and quality: the last paragraphs of the corpus files (the distillation's held-out
-    split is the tail of the packed corpus too), at most ``bench_sentences`` of them."""
-    lines: list[str] = []
-    for path in st["corpus"]["paths"]:
-        p = Path(path)
-        files = sorted(p.rglob("*.txt")) if p.is_dir() else [p]
-        for f in files:
-            lines.extend(line.strip() for line in f.read_text(encoding="utf-8", errors="replace").splitlines()
-                         if len(line.split()) >= 5)
-    if not lines:
-        raise ValueError("the corpus has no line of 5 or more words to evaluate on")
-    return lines[-cfg.bench_sentences:]
+    """Held-out text for timing and quality: the corpus stage's ``heldout.txt``, lines that search and
+    distillation excluded from their training blocks."""
+    return Path(st["corpus"]["heldout"]).read_text(encoding="utf-8").splitlines()
 
 
 def _stage_bench(cfg: RunConfig, out: Path, st: dict) -> dict:

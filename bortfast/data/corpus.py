@@ -11,7 +11,7 @@ import hashlib
 import math
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -114,8 +114,11 @@ def load_corpus(
     seed: int = 0,
     errors: Literal["replace", "strict"] = "replace",
     max_blocks: int | None = None,
+    exclude: Collection[str] | None = None,
 ) -> Corpus:
     """Tokenize text files / directories of text files / ``hf:`` datasets and pack them into blocks.
+
+    ``exclude``: lines (compared stripped) that never enter a block — text held out for quality checks.
 
     Each non-empty line is tokenized without special tokens; the token stream (a separator between files) is cut
     into chunks of ``seq_len - 2`` wrapped in [CLS] ... [SEP] (the remainder is dropped). Blocks are shuffled with
@@ -153,6 +156,9 @@ def load_corpus(
     for spec in hf_specs:
         sources.append(spec)
         texts.append((spec, [ln for t in _dataset_texts(spec) for ln in t.splitlines() if ln.strip()]))
+    if exclude:
+        held = {ln.strip() for ln in exclude}
+        texts = [(name, [ln for ln in lines if ln.strip() not in held]) for name, lines in texts]
 
     stream: list[int] = []
     for _, lines in texts:
@@ -192,3 +198,10 @@ def load_corpus(
     heldout = torch.from_numpy(blocks[np.sort(order[:n_held])].copy())
     train = torch.from_numpy(blocks[order[n_held:]].copy())
     return Corpus(train=train, heldout=heldout, seq_len=seq_len, sources=tuple(sources), replaced_bytes=replaced)
+
+
+def read_exclude_file(path: str | os.PathLike | None) -> list[str] | None:
+    """The lines of a held-out text file (``exclude=`` of :func:`load_corpus`), or None."""
+    if path is None:
+        return None
+    return [ln for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]

@@ -68,6 +68,7 @@ class DistillConfig:
     init: str = "inherit"  # "inherit": cut the student out of the teacher; "random": from scratch (the paper)
     layers: str = "importance"  # inherited layers: "importance" (block influence), "even", "first"
     calibration_blocks: int = 128  # corpus blocks whose teacher activations rank the units to keep
+    exclude_file: str | None = None  # text file of lines never trained on (held out for quality checks)
 
     def __post_init__(self) -> None:
         if isinstance(self.corpus, (str, os.PathLike)):

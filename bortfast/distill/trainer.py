@@ -19,7 +19,7 @@ import numpy as np
 from bortfast._base import dist
 from bortfast._base.io import append_jsonl, replace_dir, write_json
 from bortfast._base.optim import TrainingStep
-from bortfast.data.corpus import load_corpus
+from bortfast.data.corpus import load_corpus, read_exclude_file
 from bortfast.data.teacher import load_teacher
 from bortfast.distill.checkpoint import (
     _checkpoint_dirs,
@@ -73,7 +73,7 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
                          f"(max {teacher.max_seq_len} positions)")
     corpus = load_corpus(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
                          heldout_fraction=config.heldout_fraction, seed=config.data_seed,
-                         max_blocks=config.max_blocks)
+                         max_blocks=config.max_blocks, exclude=read_exclude_file(config.exclude_file))
     fingerprints = {"arch": list(arch.tuple), "vocab_size": arch.vocab_size, "teacher_vocab": teacher.vocab_fingerprint,
                     "teacher_kind": teacher.kind, "seq_len": config.seq_len, "corpus": corpus.fingerprint,
                     "teacher_hidden": teacher.arch.hidden, "init": config.init,

@@ -41,6 +41,7 @@ class SearchConfig:
     init: str = "inherit"  # short trainings start from the student cut out of T ("random": the paper's setting)
     layers: str = "importance"  # which teacher layers an inherited student keeps
     calibration_blocks: int = 128  # corpus blocks whose teacher activations rank the units to keep
+    exclude_file: str | None = None  # text file of lines never trained on (held out for quality checks)
 
     def __post_init__(self) -> None:
         if self.init not in ("inherit", "random"):
