@@ -86,6 +86,8 @@ def test_exported_student_encodes_with_its_own_pooling(st_student_dir, tmp_path)
     texts = ["the king reads", "two green fish swim under the old bridge slowly"]
     np.testing.assert_allclose(encoder.encode(texts), encoder.encode(texts, pooling="mean"))
     assert not np.allclose(encoder.encode(texts), encoder.encode(texts, pooling="cls"))
+    spinning = Encoder(tmp_path / "m.onnx", threads=1, spinning=True)  # the option changes timing, not results
+    np.testing.assert_allclose(spinning.encode(texts), encoder.encode(texts), rtol=1e-6, atol=1e-6)
 
 
 def test_inherit_rejects_a_student_larger_than_the_teacher(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_path):

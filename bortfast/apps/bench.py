@@ -218,6 +218,7 @@ def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
             _log(cfg, f"building random-weight BERT-base {BERT_BASE}")
             teacher_dir = _save_random(BERT_BASE, work / "teacher", hf_tokenizer, cfg.seed + 1)
         student_arch, teacher_arch = _arch_of(student_dir), _arch_of(teacher_dir)
+        base_label = "BERT-base" if cfg.teacher_dir is None else "teacher"  # never "BERT-base" for another model
         exports = {}
         for key, model_dir, quant in (("student_fp32", student_dir, None), ("student_int8", student_dir, "int8"),
                                       ("teacher_fp32", teacher_dir, None)):
@@ -250,11 +251,11 @@ def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
 
         sessions = {key: session(work / f"{key}.onnx") for key in exports}
         names = {
-            "torch_base": f"torch BERT-base fp32 {teacher_arch}",
+            "torch_base": f"torch {base_label} fp32 {teacher_arch}",
             "torch_large": f"torch BERT-large fp32 {large_arch}",
             "student_fp32": f"ORT student fp32 {student_arch}",
             "student_int8": f"ORT student int8 {student_arch}",
-            "teacher_fp32": f"ORT BERT-base fp32 {teacher_arch}",
+            "teacher_fp32": f"ORT {base_label} fp32 {teacher_arch}",
         }
 
         # ---- (a)+(b) fixed shape -----------------------------------------------------------------------------
@@ -377,6 +378,7 @@ def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
             "claim": "Bort <4,8,1024,768> is 7.9x faster than BERT-base and 20x faster than BERT-large on a CPU "
                      "(de Wynter & Perry 2020, §5)",
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "baseline": f"{base_label} {teacher_arch}",
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "threads": cfg.threads,
                         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
@@ -406,7 +408,8 @@ def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
 
 
 def plot_speedup(result: dict[str, Any], path: str | Path) -> None:
-    """Bar chart: speed-up over HF PyTorch BERT-base per engine and batch size (and end to end)."""
+    """Bar chart: speed-up over the HF PyTorch baseline (BERT-base, or the teacher when given, named by its
+    architecture) per engine and batch size (and end to end)."""
     from bortfast._base.plot import new_figure
 
     groups: dict[str, dict[str, float]] = {}
@@ -425,7 +428,7 @@ def plot_speedup(result: dict[str, Any], path: str | Path) -> None:
     ax.axhline(7.9, color="grey", ls="--", lw=1)
     ax.text(len(groups) - 0.5, 7.9, "paper: 7.9x", va="bottom", ha="right", fontsize=8, color="grey")
     ax.set_xticks([i + width * (len(engines) - 1) / 2 for i in range(len(groups))], list(groups))
-    ax.set_ylabel("speed-up over HF PyTorch BERT-base (x)")
+    ax.set_ylabel(f"speed-up over HF PyTorch {result.get('baseline', 'BERT-base')} (x)", fontsize=8)
     machine = result["machine"]
     ax.set_title(f"bortfast CPU speed-up, {machine['threads']} threads, {result['date_utc']} UTC "
                  f"(load avg {machine['loadavg_before'][0]:.1f})", fontsize=10)
