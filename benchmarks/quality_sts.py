@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--sts", required=True, help="STS-B dev.tsv")
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--retime", action="store_true",
+                    help="re-measure every ORT latency (e.g. on a quiet machine) without retraining")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,12 +105,17 @@ def main() -> None:
         results["teacher"] = {"sts": score(bundled_teacher_path(), pairs),
                               "ort_ms": ort_ms(bundled_teacher_path(), out / "teacher")}
         write_json(results_file, results)
+    if args.retime:
+        results["teacher"]["ort_ms"] = ort_ms(bundled_teacher_path(), out / "teacher")
     for arch, init, layers in ROWS:
         for steps in ((0, args.steps) if init == "inherit" else (args.steps,)):
             key = f"{arch} {init} {layers} {steps}"
             if key not in results:
                 results[key] = run_row(arch, init, layers, steps, corpus, out / str(steps), pairs)
-                write_json(results_file, results)
+            elif args.retime:
+                d = out / str(steps) / f"{arch.replace(',', '-')}-{init}-{layers}"
+                results[key]["ort_ms"] = ort_ms(d / "final", d)
+            write_json(results_file, results)
             r = results[key]
             print(f"{key:<40} STS {r['sts']:.4f}  ORT {r['ort_ms']:.2f} ms  "
                   f"({results['teacher']['ort_ms'] / r['ort_ms']:.1f}x faster)", flush=True)

@@ -296,26 +296,14 @@ def _bench_headline(result: dict) -> dict:
     return {k: v for k, v in result["speedups"].items() if isinstance(v, (int, float))}
 
 
-def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    m = mask[..., None].astype(hidden.dtype)
-    return (hidden * m).sum(1) / np.maximum(m.sum(1), 1.0)  # (N, H)
-
-
 def sentence_embeddings(model: Any, tokenizer: Any, sentences: list[str], seq_len: int,
                         projection: Any | None = None, batch_size: int = 32) -> np.ndarray:
-    """Mean-pooled last hidden states (as sentence-transformers pools all-MiniLM-L6-v2), optionally projected."""
-    import torch
+    """Mean-pooled last hidden states (as sentence-transformers pools all-MiniLM-L6-v2), optionally projected
+    (an affine projection of the pooled vector equals the mean of the projected token states)."""
+    from bortfast.apps.quality import torch_embedder
 
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(sentences), batch_size):
-            enc = tokenizer(sentences[i:i + batch_size], padding=True, truncation=True, max_length=seq_len,
-                            return_tensors="pt")
-            hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-            if projection is not None:
-                hidden = projection(hidden)  # (B, L, H_teacher)
-            out.append(_mean_pool(hidden.float().numpy(), enc["attention_mask"].numpy()))
-    return np.concatenate(out)
+    return torch_embedder(model, tokenizer, pooling="mean", max_len=seq_len, batch_size=batch_size,
+                          head=projection)(sentences)
 
 
 def quality_scores(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
