@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import 
     pass
 
 
-HiddenLoss = Literal["mse", "cosine"]
+HiddenLoss = Literal["mse", "cosine", "mse+cosine"]
 
 
 
@@ -46,7 +46,7 @@ class DistillConfig:
     alpha: float | None = None  # MLM weight; None: 0.1 for an MLM teacher (alexa/bort), 0 for an encoder-only one
     beta: float = 0.5  # distillation weight (alexa/bort)
     temperature: float = 2.0  # τ (alexa/bort)
-    hidden_loss: str = "mse"  # "mse" or "cosine" for an encoder-only teacher
+    hidden_loss: str = "mse"  # "mse", "cosine" or "mse+cosine" (token-level) for an encoder-only teacher
     mlm_probability: float = 0.15  # masking rate (80/10/10 replacement)
     dropout: float = 0.1  # student dropout
     heldout_fraction: float = 0.05  # share of blocks held out for evaluation
@@ -95,8 +95,9 @@ class DistillConfig:
             raise ValueError(f"DistillConfig alpha={self.alpha}, beta={self.beta}: need alpha, beta >= 0, not both 0")
         if not self.temperature > 0:
             raise ValueError(f"DistillConfig.temperature must be positive, got {self.temperature!r}")
-        if self.hidden_loss not in ("mse", "cosine"):
-            raise ValueError(f"DistillConfig.hidden_loss must be 'mse' or 'cosine', got {self.hidden_loss!r}")
+        if self.hidden_loss not in ("mse", "cosine", "mse+cosine"):
+            raise ValueError(f"DistillConfig.hidden_loss must be 'mse', 'cosine' or 'mse+cosine', got "
+                             f"{self.hidden_loss!r}")
         if self.init not in ("inherit", "random"):
             raise ValueError(f"DistillConfig.init must be 'inherit' or 'random', got {self.init!r}")
         if self.layers not in ("importance", "even", "first"):

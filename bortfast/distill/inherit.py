@@ -12,8 +12,8 @@ student is a plain, genuinely smaller ``BertForMaskedLM`` / ``BertModel``:
 - FFN neuron i: mean |GELU(x W_1)_i| times the norm of W_2's column i;
 - layers: ``layers="first"`` keeps the first D (the student computes exactly the teacher's first D layers,
   the sentence-transformers recipe), ``"even"`` spaces them evenly keeping the last, ``"importance"`` keeps the
-  D layers with the largest block influence 1 − cos(h_in, h_out) (ShortGPT); a list names them. The default
-  is chosen by measurement (README, "Quality").
+  D layers with the largest block influence 1 − cos(h_in, h_out) (ShortGPT; the default, chosen by measurement:
+  README, "Weight inheritance and quality"); a list names them.
 
 Head size. A student head has d_S = H/A dims, a teacher head d_T = H_T/A_T. When d_S ≤ d_T a student head is one
 teacher head (the A most important) cut to its d_S most important query/key and value dims. When d_S > d_T a
@@ -306,7 +306,7 @@ class InheritPlan:
         return {"layers": self.layers, "hidden": self.hidden}
 
 
-def inherit_into(student: Any, teacher: Any, imp: Importance, layers: LayerRule = "first") -> InheritPlan:
+def inherit_into(student: Any, teacher: Any, imp: Importance, layers: LayerRule = "importance") -> InheritPlan:
     """Copy the teacher's most important units into ``student`` (a BertModel/BertFor* of the student's shape)."""
     sb, tb = bert_encoder(student), bert_encoder(teacher)
     sc, tc = sb.config, tb.config
@@ -339,7 +339,7 @@ def _copy_mlm_head(student: Any, teacher: Any, hk: torch.Tensor) -> None:
     student.tie_weights()
 
 
-def inherit_student(arch: Arch, teacher: Any, imp: Importance, *, layers: LayerRule = "first",
+def inherit_student(arch: Arch, teacher: Any, imp: Importance, *, layers: LayerRule = "importance",
                     model_class: str = "BertForMaskedLM", seed: int = 0, **config_overrides: Any) -> Any:
     """A new ``model_class`` (BertForMaskedLM, BertModel, BertForSequenceClassification, ...) of shape ``arch``
     cut out of ``teacher`` (any BERT-layout model). Parts the teacher lacks (an MLM head for an encoder-only

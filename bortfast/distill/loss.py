@@ -54,10 +54,13 @@ def distillation_loss(
             kd = mlm * 0.0
     else:
         hs, ht = student_hidden.float(), teacher_out.float()  # (B, L, H_t)
+        cos = (1.0 - F.cosine_similarity(hs, ht, dim=-1)).mean()
         if weights.hidden_loss == "mse":
             kd = F.mse_loss(hs, ht)
-        else:
-            kd = (1.0 - F.cosine_similarity(hs, ht, dim=-1)).mean()
+        elif weights.hidden_loss == "cosine":
+            kd = cos
+        else:  # "mse+cosine": the cosine term sees what an embedding loses when hidden channels are cut
+            kd = F.mse_loss(hs, ht) + cos
     return weights.alpha * mlm + weights.beta * kd, mlm, kd
 
 

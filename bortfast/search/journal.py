@@ -20,7 +20,7 @@ JOURNAL_NAME = "journal.jsonl"
 ERROR_SETTINGS = ("teacher", "teacher_arch", "corpus", "steps", "seq_len", "train_batch_size", "seed",
                   "heldout_batch_size", "vocab_fingerprint", "corpus_fingerprint", "error_fn", "error_definition")
 # Bump when the code that computes ê changes meaning: a journal written under another definition is refused.
-ERROR_DEFINITION_VERSION = 2  # 2: students inherited from the teacher (weight inheritance); 1: random init
+ERROR_DEFINITION_VERSION = 3  # 3: + token cosine for hidden teachers; 2: inherited students; 1: random init
 
 
 
