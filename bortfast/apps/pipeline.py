@@ -362,7 +362,7 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
 def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenizer: Any) -> dict:
     """STS Spearman (the teacher's own pooling) of the teacher, ξ* and, on a sample of pairs, every trained pivot
     as inherited (before its short training); ``quality.png`` plots them against î."""
-    from bortfast.apps.quality import model_pooling, plot_quality, read_sts, sts_spearman, torch_embedder
+    from bortfast.apps.quality import head_pairs, model_pooling, plot_quality, read_sts, sts_spearman, torch_embedder
 
     pairs = read_sts(cfg.sts)
     pooling = model_pooling(cfg.teacher)
@@ -373,7 +373,7 @@ def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenize
            "teacher_latency": search["teacher_latency"], "latency_unit": search["latency_unit"],
            "student_latency": search["candidates"][search["best"]]["latency"]}
     res["retained"] = res["student"] / res["teacher"]
-    res["pivots"] = _pivot_sts(cfg, out, teacher, search, pooling, read_sts(cfg.sts, limit=400))
+    res["pivots"] = _pivot_sts(cfg, out, teacher, search, pooling, head_pairs(pairs, 400))
     plot_quality(res, out / "quality.png")
     return res
 

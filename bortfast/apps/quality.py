@@ -64,16 +64,19 @@ def read_sts(path: str | os.PathLike, limit: int | None = None) -> StsPairs:
     return StsPairs(first, second, np.asarray(scores, dtype=np.float64), os.fspath(path))
 
 
+def head_pairs(pairs: StsPairs, n: int) -> StsPairs:
+    """The first ``n`` pairs (a cheaper sample, e.g. for scoring many pivots)."""
+    return StsPairs(pairs.first[:n], pairs.second[:n], pairs.scores[:n], pairs.source)
+
+
 def pool(hidden: Any, mask: Any, pooling: Pooling) -> Any:
-    """(B, L, H) token states → (B, H) sentence embeddings (torch or numpy alike)."""
+    """(B, L, H) torch token states and their (B, L) attention mask → (B, H) sentence embeddings."""
     if pooling == "cls":
         return hidden[:, 0]
-    m = mask[..., None].astype(hidden.dtype) if isinstance(hidden, np.ndarray) else mask[..., None].to(hidden.dtype)
+    m = mask[..., None].to(hidden.dtype)
     if pooling == "max":
-        return (hidden - (1 - m) * 1e9).max(1) if isinstance(hidden, np.ndarray) else (hidden - (1 - m) * 1e9).amax(1)
-    denom = m.sum(1)
-    denom = np.maximum(denom, 1e-9) if isinstance(hidden, np.ndarray) else denom.clamp(min=1e-9)
-    return (hidden * m).sum(1) / denom
+        return (hidden - (1 - m) * 1e9).amax(1)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
 def torch_embedder(model: Any, tokenizer: Any, *, pooling: Pooling = "mean", max_len: int = 128,

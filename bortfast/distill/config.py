@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bortfast.space import Arch
 
@@ -25,6 +25,16 @@ class LossWeights:
     temperature: float = 2.0  # τ of the softened softmax (MLM teacher only)
     hidden_loss: HiddenLoss = "mse"  # distance for a hidden-state teacher
 
+
+
+def default_loss_weights(kind: str, alpha: float | None = None, **kw: Any) -> LossWeights:
+    """alexa/bort's α = 0.1 for an MLM teacher; α = 0 for an encoder-only teacher, whose student has no trained
+    MLM head to learn from (its MLM term outweighed the hidden-state term tenfold)."""
+    # ê of an encoder-only teacher adds the token cosine distance: MSE alone ranked narrow students (H = 96) first,
+    # which keep the least embedding quality (README, "Weight inheritance and quality"). Distillation itself keeps
+    # MSE (DistillConfig.hidden_loss), measured 0.005 STS better.
+    kw.setdefault("hidden_loss", "mse+cosine")
+    return LossWeights(alpha=(0.1 if kind == "mlm" else 0.0) if alpha is None else alpha, **kw)
 
 
 # --------------------------------------------------------------------------------------------------------- distill
@@ -112,8 +122,6 @@ class DistillConfig:
         return self.loss_weights_for("mlm")
 
     def loss_weights_for(self, kind: str) -> LossWeights:
-        from bortfast.distill.masking import default_loss_weights
-
         return default_loss_weights(kind, self.alpha, beta=self.beta, temperature=self.temperature,
                                     hidden_loss=self.hidden_loss)
 

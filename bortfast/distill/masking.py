@@ -51,18 +51,6 @@ def masker_for(tokenizer: Any, kind: str, alpha: float, mlm_probability: float =
     return Masker(tokenizer, mlm_probability, enabled=kind == "mlm" or alpha > 0)
 
 
-def default_loss_weights(kind: str, alpha: float | None = None, **kw: Any) -> Any:
-    """alexa/bort's α = 0.1 for an MLM teacher; α = 0 for an encoder-only teacher, whose student has no trained
-    MLM head to learn from (its MLM term outweighed the hidden-state term tenfold)."""
-    from bortfast.distill.config import LossWeights
-
-    # ê of an encoder-only teacher adds the token cosine distance: MSE alone ranked narrow students (H = 96) first,
-    # which keep the least embedding quality (README, "Weight inheritance and quality"). Distillation itself keeps
-    # MSE (DistillConfig.hidden_loss), measured 0.005 STS better.
-    kw.setdefault("hidden_loss", "mse+cosine")
-    return LossWeights(alpha=(0.1 if kind == "mlm" else 0.0) if alpha is None else alpha, **kw)
-
-
 def batch_indices(n: int, batch_size: int, step: int, *, seed: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
     """Row indices of this rank's share of global batch ``step``: the data stream is an endless sequence of
     seeded permutations of ``range(n)`` (one per epoch), so the data position is a pure function of the step."""

@@ -15,9 +15,9 @@ if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import 
 from bortfast._base.optim import TrainingStep
 from bortfast.data.corpus import Corpus
 from bortfast.data.teacher import Teacher
-from bortfast.distill.config import LossWeights
+from bortfast.distill.config import LossWeights, default_loss_weights
 from bortfast.distill.loss import distillation_loss, evaluate, teacher_targets
-from bortfast.distill.masking import _derived_seed, batch_indices, default_loss_weights, masker_for
+from bortfast.distill.masking import _derived_seed, batch_indices, masker_for
 from bortfast.distill.student import StudentInit, _trainable_module, build_student, teacher_importance
 
 
