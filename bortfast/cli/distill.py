@@ -1,7 +1,12 @@
-"""``bortfast distill``: pretrain a student architecture by knowledge distillation (Bort paper §3).
+"""``bortfast distill``: pretrain a student architecture by knowledge distillation (Bort paper §3), or, with
+``--task``, distil a *fine-tuned* teacher into a student on the task's data (task-specific distillation,
+:func:`bortfast.finetune.task_distill.distill_task`).
 
-The options are generated from :class:`bortfast.distill.DistillConfig`, one per field. Under ``torchrun`` the same
-command runs as DDP, e.g. ``torchrun --nproc_per_node=2 --standalone -m bortfast distill ...``.
+The options are generated from :class:`bortfast.distill.DistillConfig` and
+:class:`bortfast.finetune.config.TaskDistillConfig`, one per field; a field both have (``--teacher``, ``--arch``,
+``--temperature``, ``--lr``, ...) is one option. Options left out take the chosen mode's own default, and an
+option of the other mode is an error. Under ``torchrun`` pretraining runs as DDP, e.g.
+``torchrun --nproc_per_node=2 --standalone -m bortfast distill ...``.
 """
 
 from __future__ import annotations
@@ -10,58 +15,106 @@ import argparse
 import dataclasses
 import typing
 
-_REQUIRED = {"teacher", "corpus", "arch", "out_dir"}
+_REQUIRED = {"teacher", "arch", "out_dir"}
 _HELP = {
-    "teacher": "teacher: a local transformers directory or a hub id",
-    "corpus": "text file(s), director(ies) of text files, or hf:NAME[:CONFIG[:SPLIT]]",
+    "teacher": "teacher: a local transformers directory or a hub id (with --task: a fine-tuned checkpoint)",
+    "corpus": "pretraining: text file(s), director(ies) of text files, or hf:NAME[:CONFIG[:SPLIT]]",
     "arch": "student architecture 'layers,heads,hidden,intermediate', e.g. 4,8,1024,768",
-    "out_dir": "output directory (checkpoints/, final/, metrics.jsonl)",
+    "out_dir": "output directory (pretraining: checkpoints/, final/, metrics.jsonl; --task: best/, results.json)",
     "resume": "continue from the newest checkpoint in --out (default on; --no-resume starts over)",
     "progress": "show a progress bar (rank 0)",
     "bf16": "bfloat16 autocast",
     "allow_pickle": "allow a teacher with only pickle weights (pytorch_model.bin)",
+    "task": "task-specific distillation: the task (sst2, mrpc, cola, stsb, ...) the teacher is fine-tuned for",
+    "data": "with --task: the task's directory of original files (or a benchmark root such as glue/)",
+    "alpha": "pretraining: MLM weight; --task: hard-label weight (1 - alpha weighs the logit KD)",
+    "temperature": "τ of the softened logits",
+    "hidden_weight": "--task: weight of hidden-state KD",
+    "augment_copies": "--task: perturbed copies of each training example, labelled by the teacher (0 = none)",
 }
 
 
-def _fields():
-    from bortfast.distill import DistillConfig
+def _configs() -> tuple[type, type]:
+    from bortfast.distill.config import DistillConfig
+    from bortfast.finetune.config import TaskDistillConfig
 
-    hints = typing.get_type_hints(DistillConfig)
-    return DistillConfig, [(f, hints[f.name]) for f in dataclasses.fields(DistillConfig)]
+    return DistillConfig, TaskDistillConfig
+
+
+def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, typing.Any]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def _flag(name: str) -> str:
+    return "--out" if name == "out_dir" else "--" + name.replace("_", "-")
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    # Built from the dataclass without importing torch: DistillConfig lives in bortfast.distill, whose heavy
-    # imports are inside functions.
-    _, fields = _fields()
-    for f, hint in fields:
-        flag = "--out" if f.name == "out_dir" else "--" + f.name.replace("_", "-")
-        help_text = _HELP.get(f.name, "")
-        if f.name in _REQUIRED:
-            kwargs: dict = {"required": True, "dest": f.name, "help": help_text}
-            if f.name == "corpus":
-                kwargs["nargs"] = "+"
-            parser.add_argument(flag, **kwargs)
+    # Built from the dataclasses without importing torch (both config modules are torch-free). Every optional
+    # default is None here, so run_cli can tell the options given from the ones left to the mode's default.
+    pre, task = (_fields(cls) for cls in _configs())
+    for name, (_field, hint) in {**pre, **task}.items():
+        flag = _flag(name)
+        help_text = _HELP.get(name, "")
+        defaults = [src[name][0].default for src in (pre, task) if name in src]
+        if name in _REQUIRED:
+            parser.add_argument(flag, required=True, dest=name, help=help_text)
             continue
-        default = f.default
+        if name == "corpus":
+            parser.add_argument(flag, dest=name, nargs="+", help=help_text)
+            continue
+        shown = " / ".join(str(d) for d in defaults if d is not dataclasses.MISSING) or "required"
+        only = " [--task only]" if name not in pre else " [pretraining only]" if name not in task else ""
         if hint is bool:
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=f"{help_text} (default {'on' if default else 'off'})".strip())
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{help_text} (default {shown}){only}".strip())
             continue
         base = typing.get_args(hint)[0] if typing.get_args(hint) else hint
         kind = base if base in (int, float, str) else str
-        parser.add_argument(flag, dest=f.name, type=kind, default=default, metavar=f.name.upper(),
-                            help=f"{help_text} (default {default})".strip())
+        parser.add_argument(flag, dest=name, type=kind, default=None, metavar=name.upper(),
+                            help=f"{help_text} (default {shown}){only}".strip())
+
+
+def _given(args: argparse.Namespace, fields: dict) -> dict[str, typing.Any]:
+    return {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    pre_cls, task_cls = _configs()
+    pre, task = _fields(pre_cls), _fields(task_cls)
+    given = _given(args, {**pre, **task})
+    mode, fields, cls = ("task", task, task_cls) if args.task is not None else ("pretraining", pre, pre_cls)
+    foreign = sorted(_flag(n) for n in given if n not in fields)
+    if foreign:
+        raise ValueError(f"{', '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} not option(s) of "
+                         f"{mode} distillation" + (" (leave out --task to pretrain)" if mode == "task" else
+                                                   " (they need --task)"))
+    missing = [_flag(n) for n in ("corpus",) if mode == "pretraining" and n not in given] + \
+              [_flag(n) for n in ("data",) if mode == "task" and n not in given]
+    if missing:
+        raise ValueError(f"{mode} distillation needs {', '.join(missing)}")
+    config = cls(**given)
+    if mode == "task":
+        return _run_task(config)
     from bortfast.distill import distill
 
-    config_cls, fields = _fields()
-    config = config_cls(**{f.name: getattr(args, f.name) for f, _ in fields})
     final = distill(config)
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"distilled {config.arch} from {config.teacher}: {final}")
+    return 0
+
+
+def _run_task(config: typing.Any) -> int:
+    from bortfast.finetune.task_distill import distill_task
+
+    res = distill_task(config)
+    print(f"{res['task']} (task distillation of {res['teacher']} into ⟨{res['arch']}⟩, {res['n_train']} training "
+          f"+ {res['n_augmented']} augmented examples, {res['train_wall_seconds']:.1f} s)")
+    print(f"{'metric':<10} {'student':>8} {'teacher':>8} {'majority':>9}")
+    for name, value in res["dev"].items():
+        print(f"{name:<10} {value:>8.4f} {res['teacher_dev'][name]:>8.4f} {res['majority_baseline_dev'][name]:>9.4f}")
+    print(f"checkpoint: {res['checkpoint']}; results: {config.out_dir}/results.json")
     return 0

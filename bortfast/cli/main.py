@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "space": ("bortfast.cli.space", "list a search space's architectures with parameters and FLOPs"),
     "search": ("bortfast.cli.search", "Algorithm 1: find the optimal sub-architecture of a teacher (FPTAS)"),
     "profile": ("bortfast.cli.profile", "measure encoder latency (the fused C++ kernel) over a search space"),
-    "distill": ("bortfast.cli.distill", "pretrain a student architecture by knowledge distillation from a teacher"),
+    "distill": ("bortfast.cli.distill", "distil a student: pretraining KD, or (--task) from a fine-tuned teacher"),
     "export": ("bortfast.cli.export", "export a BERT checkpoint to ONNX (fused for ONNX Runtime, optional INT8)"),
     "bench": ("bortfast.cli.bench", "CPU speed-up of the deployed student (ONNX Runtime) over PyTorch BERT-base/large"),
     "run": ("bortfast.cli.run", "the whole pipeline: search, distil, (fine-tune), export, benchmark, report"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -106,3 +107,63 @@ class AgoraConfig:
         return dataclasses.replace(self.finetune, learning_rate=theta.learning_rate,
                                    weight_decay=theta.weight_decay, warmup_ratio=theta.warmup_ratio,
                                    batch_size=theta.batch_size, seed=theta.seed, heldout_fraction=0.0)
+
+
+@dataclass
+class TaskDistillConfig:
+    """Task-specific distillation (TinyBERT's second stage): a student ⟨D, A, H, I⟩ cut out of a *fine-tuned*
+    teacher (encoder and head) and trained on the task's data against the teacher's outputs."""
+
+    task: str  # registry name, e.g. "sst2"
+    data: str  # the task's directory of original files (or a benchmark root that contains it)
+    teacher: str  # a fine-tuned checkpoint directory (bortfast finetune's best/, or any BertFor* of the task)
+    arch: str  # student "D,A,H,I"; must fit inside the teacher
+    out_dir: str  # best/ (the student, in bortfast finetune's format) and results.json go here
+    temperature: float = 2.0  # τ of the softened logits (classification / multiple choice)
+    alpha: float = 0.5  # weight of the hard-label loss; (1 - alpha) weighs the logit KD term
+    hidden_weight: float = 0.0  # weight of hidden-state KD (MSE to the teacher's kept channels, mapped layers)
+    lr: float = 1e-4  # peak learning rate (AdamW, linear warmup then decay)
+    weight_decay: float = 0.01  # AdamW decoupled decay, not on biases / LayerNorm
+    warmup_ratio: float = 0.1  # fraction of all steps warming up
+    batch_size: int = 32  # training examples per step
+    epochs: int = 3  # passes over the (augmented) training set; dev scored after each
+    max_seq_len: int = 128  # tokens per (pair of) segment(s)
+    max_train_examples: int | None = None  # seeded subsample of the training split
+    max_eval_examples: int | None = None  # seeded subsample of the dev split
+    augment_copies: int = 0  # > 0: this many perturbed copies of each training example, labelled by the teacher
+    augment_mask_prob: float = 0.15  # word-dropout rate of Agora's perturbation generator
+    layers: str = "importance"  # inherited teacher layers: "importance", "even" or "first"
+    calibration_examples: int = 256  # training examples whose teacher activations rank the units to keep
+    eval_batch_size: int = 64  # examples per scoring forward pass
+    max_grad_norm: float = 1.0  # global gradient-norm clip
+    seed: int = 0  # data order, subsamples, augmentation, dropout
+    progress: bool = True  # tqdm progress bars
+
+    def __post_init__(self) -> None:
+        for name in ("data", "teacher", "out_dir"):
+            setattr(self, name, os.fspath(getattr(self, name)))
+        if not isinstance(self.arch, str):
+            self.arch = ",".join(str(v) for v in self.arch)
+        checks = {
+            "temperature": self.temperature > 0, "alpha": 0 <= self.alpha <= 1,
+            "hidden_weight": self.hidden_weight >= 0, "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
+            "warmup_ratio": 0 <= self.warmup_ratio <= 1, "batch_size": _positive(self.batch_size),
+            "epochs": _positive(self.epochs), "max_seq_len": _positive(self.max_seq_len) and self.max_seq_len >= 8,
+            "max_train_examples": self.max_train_examples is None or _positive(self.max_train_examples),
+            "max_eval_examples": self.max_eval_examples is None or _positive(self.max_eval_examples),
+            "augment_copies": isinstance(self.augment_copies, int) and self.augment_copies >= 0,
+            "augment_mask_prob": 0 < self.augment_mask_prob < 1,
+            "layers": self.layers in ("importance", "even", "first"),
+            "calibration_examples": _positive(self.calibration_examples),
+            "eval_batch_size": _positive(self.eval_batch_size), "max_grad_norm": self.max_grad_norm > 0,
+        }
+        bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid TaskDistillConfig: {', '.join(bad)}")
+        if self.alpha == 1 and self.hidden_weight == 0:
+            raise ValueError("invalid TaskDistillConfig: alpha=1 and hidden_weight=0 leave nothing to distil "
+                             "(that is plain fine-tuning: bortfast finetune)")
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
