@@ -237,13 +237,20 @@ def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
 def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
     if cfg.task is None:
         return {"skipped": True}
-    from bortfast.finetune.config import FinetuneConfig
+    from bortfast.finetune.config import FinetuneConfig, TaskDistillConfig
+    from bortfast.finetune.task_distill import distill_task, is_finetuned
     from bortfast.finetune.train import finetune
 
+    if is_finetuned(cfg.teacher):  # a fine-tuned teacher: distil ξ* from it on the task (encoder and head)
+        result = distill_task(TaskDistillConfig(
+            task=cfg.task, data=cfg.task_data, teacher=cfg.teacher, arch=st["search"]["arch"],
+            out_dir=str(out / "finetuned"), epochs=cfg.finetune_epochs, max_train_examples=cfg.finetune_max_train,
+            lr=cfg.finetune_lr, seed=cfg.seed, progress=cfg.progress))
+        return {"skipped": False, "task": cfg.task, "method": "task_distill", "result": result}
     result = finetune(out / "student", cfg.task, cfg.task_data, out / "finetuned",
                       FinetuneConfig(epochs=cfg.finetune_epochs, max_train_examples=cfg.finetune_max_train,
                                      learning_rate=cfg.finetune_lr, seed=cfg.seed, progress=cfg.progress))
-    return {"skipped": False, "task": cfg.task, "result": result}
+    return {"skipped": False, "task": cfg.task, "method": "finetune", "result": result}
 
 
 def _save_encoder(model: Any, tokenizer: Any, path: Path) -> None:

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,6 +61,7 @@ from bortfast.distill.inherit import InheritPlan, _linear, bert_encoder, check_f
 from bortfast.finetune.agora import WordPerturber
 from bortfast.finetune.config import TaskDistillConfig
 from bortfast.finetune.train import (
+    _HEAD_CLASS,
     Encoded,
     _head_kind,
     _load_config,
@@ -90,6 +93,17 @@ def check_teacher(teacher_dir: str, spec: TaskSpec) -> None:
     if have != spec.kind or (spec.kind != MULTIPLE_CHOICE and config.num_labels != spec.num_labels):
         raise ValueError(f"teacher {teacher_dir} has a {have} head with num_labels={config.num_labels}; task "
                          f"{spec.name} needs {want}")
+
+
+def is_finetuned(model_dir: str | os.PathLike) -> bool:
+    """Whether ``model_dir`` is a local checkpoint with a fine-tuned head (classification, regression or multiple
+    choice); False for bare encoders, MLM checkpoints and hub ids."""
+    path = Path(model_dir) / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return raw.get("model_type") == "bert" and bool(set(raw.get("architectures") or []) & set(_HEAD_CLASS))
 
 
 def calibration_batches(data: Encoded, kind: str, pad_id: int, batch_size: int = 16) -> list[tuple]:
@@ -282,21 +296,42 @@ def train_student(run: _Run, on_improve: Any = None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------- entry point
 
 
+def _cut(cfg: TaskDistillConfig, spec: TaskSpec, train: Sequence[Example]) -> tuple[nn.Module, nn.Module,
+                                                                                      InheritPlan, Any, int]:
+    """(student, teacher, plan, tokenizer, calibration tokens): the student cut out of the fine-tuned teacher,
+    units ranked by the teacher's activations on ``calibration_examples`` of the training text."""
+    arch = Arch.parse(cfg.arch)
+    tokenizer = load_tokenizer(cfg.teacher)
+    teacher = load_finetuned(cfg.teacher).eval()
+    teacher.requires_grad_(False)
+    calib = encode(subsample(train, cfg.calibration_examples, cfg.seed), tokenizer, spec, cfg.max_seq_len)
+    batches = calibration_batches(calib, spec.kind, tokenizer.pad_token_id)
+    importance = compute_importance(teacher, batches, progress=cfg.progress)
+    student, plan = inherit_task_student(teacher, arch, importance, layers=cfg.layers, seed=cfg.seed)
+    return student, teacher, plan, tokenizer, importance.tokens
+
+
+def save_inherited_student(config: TaskDistillConfig, path: str | os.PathLike) -> InheritPlan:
+    """Cut the student out of the fine-tuned teacher (as :func:`distill_task` does) and save it, untrained, to
+    ``path`` in ``bortfast finetune``'s format: the start for plain fine-tuning or Agora of the same student."""
+    spec = get_task(config.task)
+    cfg = fit_seq_len(config, _load_config(config.teacher))
+    check_teacher(cfg.teacher, spec)
+    train = subsample(load_examples(spec, cfg.data, "train"), cfg.max_train_examples, cfg.seed)
+    student, _, plan, tokenizer, _ = _cut(cfg, spec, train)
+    save_checkpoint(student, tokenizer, path)
+    return plan
+
+
 def _prepare(cfg: TaskDistillConfig, spec: TaskSpec) -> tuple[_Run, Any, dict[str, Any]]:
     """Load the teacher and the data, cut the student out of the teacher, and compute the teacher's targets."""
-    arch = Arch.parse(cfg.arch)
     check_teacher(cfg.teacher, spec)
     train_all = load_examples(spec, cfg.data, "train")
     dev = subsample(load_examples(spec, cfg.data, "dev"), cfg.max_eval_examples, cfg.seed)
     train = subsample(train_all, cfg.max_train_examples, cfg.seed)
-    tokenizer = load_tokenizer(cfg.teacher)
-    teacher = load_finetuned(cfg.teacher).eval()
-    teacher.requires_grad_(False)
-    pad = tokenizer.pad_token_id
     seed_everything(cfg.seed)
-    calib = encode(subsample(train, cfg.calibration_examples, cfg.seed), tokenizer, spec, cfg.max_seq_len)
-    importance = compute_importance(teacher, calibration_batches(calib, spec.kind, pad), progress=cfg.progress)
-    student, plan = inherit_task_student(teacher, arch, importance, layers=cfg.layers, seed=cfg.seed)
+    student, teacher, plan, tokenizer, calibration_tokens = _cut(cfg, spec, train)
+    pad = tokenizer.pad_token_id
     extra = augment(train, spec, cfg.augment_copies, cfg.augment_mask_prob, cfg.seed)
     data = encode(train + extra, tokenizer, spec, cfg.max_seq_len)
     dev_data = encode(dev, tokenizer, spec, cfg.max_seq_len)
@@ -307,7 +342,7 @@ def _prepare(cfg: TaskDistillConfig, spec: TaskSpec) -> tuple[_Run, Any, dict[st
                labelled=torch.from_numpy(_labelled(data, spec.kind)), teacher_logits=teacher_logits, dev=dev_data,
                pad_id=pad, config=cfg)
     info = {"n_train": len(train), "n_augmented": len(extra), "n_dev": len(dev), "teacher_dev": teacher_dev,
-            "majority_baseline_dev": majority_baseline(spec, train_all, dev), "calibration_tokens": importance.tokens,
+            "majority_baseline_dev": majority_baseline(spec, train_all, dev), "calibration_tokens": calibration_tokens,
             "inherit": plan.to_json()}
     return run, tokenizer, info
 
