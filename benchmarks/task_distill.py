@@ -35,7 +35,7 @@ def time_onnx(onnx_path: str, sentences_file: str, threads: int, rounds: int) ->
     """Per-sentence latency (ms) of one ONNX classifier at batch 1 (runs inside its own subprocess)."""
     from bortfast.runtime import Classifier
 
-    texts = json.loads(Path(sentences_file).read_text(encoding="utf-8"))
+    texts = [t if isinstance(t, str) else tuple(t) for t in json.loads(Path(sentences_file).read_text("utf-8"))]
     clf = Classifier(onnx_path, threads=threads, batch_size=1)
     clf.logits(texts[:16])  # warm-up
     per_round = []
@@ -69,7 +69,7 @@ def _cached(path: Path, make):
     return res
 
 
-def run_task(task: str, args: argparse.Namespace) -> dict:
+def run_task(task: str, args: argparse.Namespace, methods: list[str]) -> dict:
     from bortfast.data.teacher import bundled_teacher_path
     from bortfast.finetune import FinetuneConfig, finetune
     from bortfast.finetune.agora import agora
@@ -82,7 +82,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict:
                   seed=0)
     teacher = _cached(out / "teacher", lambda: finetune(
         bundled_teacher_path(), task, args.data, out / "teacher",
-        FinetuneConfig(learning_rate=args.teacher_lr, epochs=args.teacher_epochs, batch_size=32,
+        FinetuneConfig(learning_rate=args.teacher_lr, epochs=args.teacher_epochs, batch_size=args.teacher_batch_size,
                        warmup_ratio=0.1, weight_decay=0.01, classifier_hidden_layer=False, **budget)))
     kd_cfg = TaskDistillConfig(task=task, data=str(args.data), teacher=str(out / "teacher" / "best"), arch=args.arch,
                                out_dir=str(out / "kd"), lr=args.student_lr, epochs=args.epochs, batch_size=32,
@@ -93,14 +93,17 @@ def run_task(task: str, args: argparse.Namespace) -> dict:
         save_inherited_student(kd_cfg, init)
     runs = {"teacher": teacher}
     plain_cfg = FinetuneConfig(learning_rate=args.student_lr, epochs=args.epochs, batch_size=32, **budget)
-    runs["plain"] = _cached(out / "plain", lambda: finetune(init, task, args.data, out / "plain", plain_cfg))
-    runs["kd"] = _cached(out / "kd", lambda: distill_task(kd_cfg))
-    if "agora" in args.methods:
+    if "plain" in methods:
+        runs["plain"] = _cached(out / "plain", lambda: finetune(init, task, args.data, out / "plain", plain_cfg))
+    if "kd" in methods:
+        runs["kd"] = _cached(out / "kd", lambda: distill_task(kd_cfg))
+    if "agora" in methods:
         grid = AgoraConfig(learning_rates=(args.student_lr, args.student_lr / 2), weight_decays=(0.01,),
                            warmup_ratios=(0.1,), batch_sizes=(32,), heldout_fraction=0.1, replay=1, copies=2,
-                           max_new_per_round=512, generator="words", finetune=plain_cfg)
+                           max_new_per_round=512, generator="words",
+                           finetune=FinetuneConfig(**{**plain_cfg.__dict__, "epochs": args.agora_epochs}))
         runs["agora"] = _cached(out / "agora", lambda: agora(init, task, args.data, out / "agora", grid))
-    if "kd-aug" in args.methods:
+    if "kd-aug" in methods:
         aug = TaskDistillConfig(**{**kd_cfg.__dict__, "out_dir": str(out / "kd-aug"), "augment_copies": 1})
         runs["kd-aug"] = _cached(out / "kd-aug", lambda: distill_task(aug))
     return {name: {"dev": r["dev"], "majority_baseline_dev": r["majority_baseline_dev"],
@@ -183,15 +186,18 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["sst2"])
     ap.add_argument("--methods", nargs="+", default=["plain", "kd", "agora", "kd-aug"])
     ap.add_argument("--arch", default="3,4,192,768", help="student ⟨D,A,H,I⟩")
-    ap.add_argument("--max-train", type=int, default=8000, help="training examples per task (seeded subsample)")
+    ap.add_argument("--max-train", type=int, default=3000, help="training examples per task (seeded subsample)")
     ap.add_argument("--max-seq-len", type=int, default=64)
     ap.add_argument("--teacher-lr", type=float, default=1e-4)
-    ap.add_argument("--teacher-epochs", type=int, default=2)
+    ap.add_argument("--teacher-epochs", type=int, default=1)
+    ap.add_argument("--teacher-batch-size", type=int, default=16)
     ap.add_argument("--student-lr", type=float, default=2e-4)
     ap.add_argument("--epochs", type=int, default=3, help="student epochs")
+    ap.add_argument("--agora-epochs", type=int, default=2, help="epochs of each Agora run")
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--alpha", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=2, help="torch threads for training and ORT threads for timing")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for training and ORT threads for timing "
+                    "(1: on a contended CPU two threads wait on each other)")
     ap.add_argument("--latency-sentences", type=int, default=200)
     ap.add_argument("--latency-rounds", type=int, default=3)
     ap.add_argument("--progress", action="store_true")
@@ -209,10 +215,11 @@ def main() -> None:
             print(f"{name:>16}: {v['median_ms']:.2f} ms/sentence, {v['speedup']:.2f}x")
         return
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "tasks": {}}
-    for task in args.tasks:
-        models = run_task(task, args)
-        results["tasks"][task] = {"models": models}
-        results["tasks"][task]["latency"] = export_and_time(task, models, args)
+    for task in args.tasks:  # the teacher, plain and KD students and the latency first; then Agora and KD+aug.
+        models = run_task(task, args, ["plain", "kd"])
+        results["tasks"][task] = {"models": models, "latency": export_and_time(task, models, args)}
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+        results["tasks"][task]["models"] = run_task(task, args, args.methods)
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print_table(results)
 

@@ -87,9 +87,9 @@ def run_cli(args: argparse.Namespace) -> int:
     mode, fields, cls = ("task", task, task_cls) if args.task is not None else ("pretraining", pre, pre_cls)
     foreign = sorted(_flag(n) for n in given if n not in fields)
     if foreign:
-        raise ValueError(f"{', '.join(foreign)} {'is' if len(foreign) == 1 else 'are'} not option(s) of "
-                         f"{mode} distillation" + (" (leave out --task to pretrain)" if mode == "task" else
-                                                   " (they need --task)"))
+        what = "is not an option" if len(foreign) == 1 else "are not options"
+        hint = " (leave out --task to pretrain)" if mode == "task" else " (task distillation: add --task and --data)"
+        raise ValueError(f"{', '.join(foreign)} {what} of {mode} distillation{hint}")
     missing = [_flag(n) for n in ("corpus",) if mode == "pretraining" and n not in given] + \
               [_flag(n) for n in ("data",) if mode == "task" and n not in given]
     if missing:

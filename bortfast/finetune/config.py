@@ -9,6 +9,8 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from bortfast.space import Arch
+
 
 @dataclass
 class FinetuneConfig:
@@ -143,7 +145,8 @@ class TaskDistillConfig:
         for name in ("data", "teacher", "out_dir"):
             setattr(self, name, os.fspath(getattr(self, name)))
         if not isinstance(self.arch, str):
-            self.arch = ",".join(str(v) for v in self.arch)
+            self.arch = ",".join(str(v) for v in (self.arch.tuple if isinstance(self.arch, Arch) else self.arch))
+        Arch.parse(self.arch)  # validates: ValueError naming the bad value
         checks = {
             "temperature": self.temperature > 0, "alpha": 0 <= self.alpha <= 1,
             "hidden_weight": self.hidden_weight >= 0, "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
