@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from bortfast._base.io import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "glue"
 
@@ -65,7 +67,7 @@ def _cached(path: Path, make):
     t0 = time.perf_counter()
     res = make()
     res["process_wall_seconds"] = time.perf_counter() - t0
-    (path / "results.json").write_text(json.dumps(res, indent=2, default=str))
+    write_json(path / "results.json", res)
     return res
 
 
@@ -210,7 +212,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.candidates:
         shapes = time_shapes(args)
-        (args.out / "shapes.json").write_text(json.dumps(shapes, indent=2))
+        write_json(args.out / "shapes.json", shapes)
         for name, v in shapes.items():
             print(f"{name:>16}: {v['median_ms']:.2f} ms/sentence, {v['speedup']:.2f}x")
         return
@@ -218,9 +220,9 @@ def main() -> None:
     for task in args.tasks:  # the teacher, plain and KD students and the latency first; then Agora and KD+aug.
         models = run_task(task, args, ["plain", "kd"])
         results["tasks"][task] = {"models": models, "latency": export_and_time(task, models, args)}
-        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+        write_json(args.out / "results.json", results)
         results["tasks"][task]["models"] = run_task(task, args, args.methods)
-        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+        write_json(args.out / "results.json", results)
     print_table(results)
 
 
