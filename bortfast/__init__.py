@@ -39,6 +39,8 @@ _LAZY = {
     "FinetuneConfig": "bortfast.finetune.config",
     "AgoraConfig": "bortfast.finetune.config",
     "load_finetuned": "bortfast.finetune.train",
+    "TaskDistillConfig": "bortfast.finetune.config",
+    "distill_task": "bortfast.finetune.task_distill",
 }
 
 
@@ -71,6 +73,8 @@ __all__ = [
     "FinetuneConfig",
     "load_finetuned",
     "AgoraConfig",
+    "TaskDistillConfig",
+    "distill_task",
     "__version__",
     "SearchConfig",
     "SearchResult",
