@@ -218,7 +218,7 @@ def main() -> None:
         return
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "tasks": {}}
     for task in args.tasks:  # the teacher, plain and KD students and the latency first; then Agora and KD+aug.
-        models = run_task(task, args, ["plain", "kd"])
+        models = run_task(task, args, [m for m in ("plain", "kd") if m in args.methods] or ["kd"])
         results["tasks"][task] = {"models": models, "latency": export_and_time(task, models, args)}
         write_json(args.out / "results.json", results)
         results["tasks"][task]["models"] = run_task(task, args, args.methods)
