@@ -285,5 +285,66 @@ def test_bad_menus_are_refused():
         layer_menus(np.ones((2, 4)), np.ones((3, 10)), hidden=24, head_dim=8)
     with pytest.raises(ValueError, match="layer_importance must be 2 finite values"):
         layer_menus(np.ones((2, 4)), np.ones((2, 10)), hidden=24, head_dim=8, layer_importance=[1.0, -1.0])
-    with pytest.raises(ValueError, match="cost must be 'params' or 'flops'"):
+    with pytest.raises(ValueError, match="cost must be .params., .flops. or a table"):
         layer_menus(np.ones((2, 4)), np.ones((2, 10)), hidden=24, head_dim=8, cost="latency")
+
+
+# --- the fused kernel's î -------------------------------------------------------------------------------------------
+
+
+def test_fused_kernel_runs_a_per_layer_student_like_torch():
+    from bortfast.profile import EncoderKernel
+
+    teacher = _teacher(layers=3)
+    imp = _importance(teacher)
+    arch = _arch(32, [1, 4, 2], [7, 48, 20])
+    student = inherit_per_layer(arch, teacher, imp, teacher_layers=[0, 1, 2], model_class="BertModel").eval()
+    ids = _ids(n=4, length=11)
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[3, 2:] = 0
+    with torch.no_grad():
+        emb = student.embeddings(input_ids=ids).numpy()
+        ref = student(input_ids=ids, attention_mask=mask).last_hidden_state.numpy()
+    kernel = EncoderKernel.from_bert(student)
+    assert kernel.arch == PerLayerArch(32, 8, (1, 4, 2), (7, 48, 20))
+    assert kernel._encoder.layer_heads == [1, 4, 2] and kernel._encoder.layer_intermediate == [7, 48, 20]
+    for threads in (1, 2):
+        np.testing.assert_allclose(kernel.forward(emb, mask.numpy(), threads=threads), ref, atol=1e-4, rtol=0)
+
+
+def test_per_layer_kernel_rejects_bad_widths():
+    from bortfast import _core
+
+    with pytest.raises(ValueError, match="2 head counts and 1 FFN widths"):
+        _core.Encoder.per_layer(32, 8, [1, 2], [4])
+    with pytest.raises(ValueError, match="layer 1 must have positive heads and intermediate, got heads=0"):
+        _core.Encoder.per_layer(32, 8, [1, 0], [4, 4])
+    with pytest.raises(ValueError, match="at least one layer"):
+        _core.Encoder.per_layer(32, 8, [], [])
+    enc = _core.Encoder.per_layer(32, 8, [1, 3], [4, 5])
+    with pytest.raises(ValueError, match=r"layer 1 attention.self.query.weight must have shape \(24, 32\)"):
+        enc.set_tensor(1, "attention.self.query.weight", np.zeros((32, 32), np.float32))
+    with pytest.raises(IndexError, match="layer index 2"):
+        enc.set_tensor(2, "output.dense.bias", np.zeros(32, np.float32))
+
+
+def test_layer_latency_table_feeds_the_menus():
+    from bortfast.profile.perlayer import layer_latency_table, predict_latency
+    from bortfast.search.perlayer import menu_options
+
+    heads, neurons = menu_options(4, 48, hidden=32, head_dim=8, neuron_options=[12, 48])
+    assert heads.tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4] and neurons.tolist() == [0] + [12, 48] * 4
+    table = layer_latency_table(32, 8, heads, neurons, seq_len=16, repeats=2, warmup=0)
+    assert table[0] == 0 and np.all(table[1:] > 0)
+    teacher = _teacher(layers=2)
+    imp = _importance(teacher)
+    menu = layer_menus(imp.heads, imp.neurons, hidden=32, head_dim=8, neuron_options=[12, 48], cost=table)
+    assert np.array_equal(menu.costs, np.tile(table, (2, 1)))
+    arch = PerLayerArch(32, 8, (1, 4), (12, 48))
+    entries = {(int(a), int(i)): float(t) for a, i, t in zip(heads, neurons, table)}
+    assert predict_latency(arch, entries) == table[1] + table[8]
+    with pytest.raises(KeyError, match=r"layer 0 .* \(2, 7\) is not in the latency table"):
+        predict_latency(PerLayerArch(32, 8, (2,), (7,)), entries)
+    with pytest.raises(ValueError, match="one cost per option"):
+        layer_menus(imp.heads, imp.neurons, hidden=32, head_dim=8, neuron_options=[12, 48], cost=table[:3])

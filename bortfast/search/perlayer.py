@@ -22,7 +22,7 @@ import numpy as np
 from bortfast.search.knapsack import Frontier, layer_frontier
 from bortfast.space import PerLayerArch, per_layer_flops, per_layer_params
 
-__all__ = ["LayerMenu", "PerLayerCandidate", "frontier_archs", "layer_menus", "per_layer_frontier"]
+__all__ = ["LayerMenu", "PerLayerCandidate", "frontier_archs", "layer_menus", "menu_options", "per_layer_frontier"]
 
 CostKind = Literal["params", "flops"]
 
@@ -65,13 +65,28 @@ def _prefix_sums(importance: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((len(ranked), 1)), np.cumsum(ranked, axis=1)], axis=1)
 
 
+def menu_options(teacher_heads: int, teacher_intermediate: int, *, hidden: int, head_dim: int,
+                 head_options: Sequence[int] | None = None,
+                 neuron_options: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(heads, neurons) of every option of a layer's menu, int64 (K,): option 0 drops the layer (0, 0), then
+    every head option × neuron option (see :func:`layer_menus` for the defaults)."""
+    h_grid = _grid(head_options, min(teacher_heads, hidden // head_dim), "head")
+    default_neurons = sorted({max(1, round(teacher_intermediate * k / 16)) for k in range(1, 17)})
+    n_grid = _grid(neuron_options if neuron_options is not None else default_neurons, teacher_intermediate,
+                   "neuron")
+    heads = np.concatenate([[0], np.repeat(h_grid, len(n_grid))]).astype(np.int64)
+    neurons = np.concatenate([[0], np.tile(n_grid, len(h_grid))]).astype(np.int64)
+    return heads, neurons
+
+
 def layer_menus(head_importance: np.ndarray, neuron_importance: np.ndarray, *, hidden: int, head_dim: int,
                 head_options: Sequence[int] | None = None, neuron_options: Sequence[int] | None = None,
-                layer_importance: np.ndarray | None = None, cost: CostKind = "params",
+                layer_importance: np.ndarray | None = None, cost: CostKind | np.ndarray = "params",
                 seq_len: int = 128) -> LayerMenu:
     """Menus for every teacher layer (see the module docstring). ``head_options`` default to 1..min(A_T,
     hidden/head_dim); ``neuron_options`` to 1/16, 2/16, ... of I_T. ``cost="flops"`` counts one sequence of
-    ``seq_len`` tokens.
+    ``seq_len`` tokens; an array is a measured cost per option of :func:`menu_options` (e.g. the fused kernel's
+    per-layer latency table, :func:`bortfast.profile.perlayer.layer_latency_table`).
 
     Value of keeping a heads and i neurons of layer l: w_l · (S_heads(a) + S_neurons(i)) / 2, where S is the share
     of the layer's total head (neuron) importance in its a (i) best units and w_l the layer's importance (block
@@ -84,17 +99,18 @@ def layer_menus(head_importance: np.ndarray, neuron_importance: np.ndarray, *, h
                          f"{heads_imp.shape} and {neurons_imp.shape}")
     if hidden <= 0 or head_dim <= 0 or hidden % head_dim:
         raise ValueError(f"hidden={hidden} must be a positive multiple of head_dim={head_dim}")
-    if cost not in ("params", "flops"):
-        raise ValueError(f"cost must be 'params' or 'flops', got {cost!r}")
-    a_t, i_t = heads_imp.shape[1], neurons_imp.shape[1]
-    h_grid = _grid(head_options, min(a_t, hidden // head_dim), "head")
-    default_neurons = sorted({max(1, round(i_t * k / 16)) for k in range(1, 17)})
-    n_grid = _grid(neuron_options if neuron_options is not None else default_neurons, i_t, "neuron")
-    heads = np.concatenate([[0], np.repeat(h_grid, len(n_grid))])  # option 0: drop the layer
-    neurons = np.concatenate([[0], np.tile(n_grid, len(h_grid))])
+    if isinstance(cost, str) and cost not in ("params", "flops"):
+        raise ValueError(f"cost must be 'params', 'flops' or a table of per-option costs, got {cost!r}")
+    heads, neurons = menu_options(heads_imp.shape[1], neurons_imp.shape[1], hidden=hidden, head_dim=head_dim,
+                                  head_options=head_options, neuron_options=neuron_options)
     keep = slice(1, None)
     per_option = np.zeros(len(heads))
-    if cost == "params":
+    if not isinstance(cost, str):  # measured, e.g. bortfast.profile.perlayer.layer_latency_table
+        per_option = np.asarray(cost, dtype=np.float64)
+        if per_option.shape != heads.shape:
+            raise ValueError(f"a cost table must hold one cost per option ({heads.shape[0]}: see menu_options), "
+                             f"got shape {per_option.shape}")
+    elif cost == "params":
         per_option[keep] = per_layer_params(hidden, heads[keep] * head_dim, neurons[keep])
     else:
         per_option[keep] = per_layer_flops(hidden, heads[keep] * head_dim, neurons[keep], 1, seq_len)
