@@ -348,3 +348,39 @@ def test_layer_latency_table_feeds_the_menus():
         predict_latency(PerLayerArch(32, 8, (2,), (7,)), entries)
     with pytest.raises(ValueError, match="one cost per option"):
         layer_menus(imp.heads, imp.neurons, hidden=32, head_dim=8, neuron_options=[12, 48], cost=table[:3])
+
+
+# --- Algorithm 1 over the frontier ----------------------------------------------------------------------------------
+
+
+def test_search_per_layer_runs_algorithm1_on_the_frontier(tiny_teacher_dir, tiny_corpus_file, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from bortfast.search import SearchResult
+
+    out = tmp_path / "search"
+    cmd = [sys.executable, "-m", "bortfast", "search", "--teacher", str(tiny_teacher_dir), "--corpus",
+           str(tiny_corpus_file), "--per-layer", "--per-layer-points", "4", "--eps", "3", "--steps", "1",
+           "--lr", "1e-3", "--latency", "flops", "--seq-len", "32", "--train-batch-size", "4",
+           "--heldout-batch-size", "4", "--torch-threads", "1", "--no-progress", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = SearchResult.load(out / "search.json")
+    assert result.settings["space"] == "per-layer frontier"
+    assert result.settings["per_layer"]["hidden"] == [16, 24, 32]  # 1/2, 3/4 and all of the teacher's 32
+    assert 3 < len(result.candidates) <= 12 and all(isinstance(c.arch, PerLayerArch) for c in result.candidates)
+    assert result.trainings == sum(c.pivot for c in result.candidates) == -(-len(result.candidates) // 3)
+    for c in result.candidates:  # per-layer choices recorded, p̂ exact
+        assert len(c.teacher_layers) == c.arch.layers and c.params == c.arch.param_count("encoder+pooler")
+    best = result.candidates[result.best]
+    assert best.w == max(c.w for c in result.candidates if c.pivot) > 0
+    assert (out / "pareto.png").stat().st_size > 10_000
+    assert f"xi* = {best.arch}" in proc.stdout
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)  # resumes: no training
+    assert again.returncode == 0, again.stderr
+    assert SearchResult.load(out / "search.json").to_dict() == result.to_dict()
+    journal = (out / "journal.jsonl").read_text().splitlines()
+    assert len(journal) == 1 + result.trainings and json.loads(journal[1])["arch"].startswith("H=")

@@ -22,7 +22,8 @@ import numpy as np
 from bortfast.search.knapsack import Frontier, layer_frontier
 from bortfast.space import PerLayerArch, per_layer_flops, per_layer_params
 
-__all__ = ["LayerMenu", "PerLayerCandidate", "frontier_archs", "layer_menus", "menu_options", "per_layer_frontier"]
+__all__ = ["LayerMenu", "PerLayerCandidate", "frontier_archs", "layer_menus", "menu_options", "per_layer_frontier",
+           "per_layer_space", "thin"]
 
 CostKind = Literal["params", "flops"]
 
@@ -143,4 +144,38 @@ def frontier_archs(frontier: Frontier, menu: LayerMenu, *, hidden: int, head_dim
                             tuple(int(menu.neurons[choice[la]]) for la in kept), vocab_size, max_positions,
                             type_vocab_size)
         out.append(PerLayerCandidate(arch, tuple(kept), float(cost), float(value)))
+    return out
+
+
+def thin(candidates: Sequence[PerLayerCandidate], points: int) -> list[PerLayerCandidate]:
+    """At most ``points`` of ``candidates`` (cost order), evenly spaced along the frontier, both ends kept."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise ValueError(f"points must be a positive int, got {points!r}")
+    if len(candidates) <= points:
+        return list(candidates)
+    keep = np.unique(np.linspace(0, len(candidates) - 1, points).round().astype(np.int64))
+    return [candidates[int(k)] for k in keep]
+
+
+def per_layer_space(head_importance: np.ndarray, neuron_importance: np.ndarray, layer_importance: np.ndarray, *,
+                    teacher_hidden: int, head_dim: int, hidden: Sequence[int], vocab_size: int, max_positions: int,
+                    type_vocab_size: int, points: int = 24, delta: float = 0.01, seq_len: int = 128,
+                    max_flops: float | None = None) -> list[PerLayerCandidate]:
+    """The candidates Algorithm 1 runs on with ``--per-layer``: for every hidden size, the knapsack frontier of
+    FLOPs (one sequence of ``seq_len`` tokens) vs retained importance, cut at ``max_flops`` (the user's budget,
+    when stated) and thinned to ``points`` per hidden size; every point as a :class:`PerLayerCandidate`."""
+    out: list[PerLayerCandidate] = []
+    for h in sorted(set(int(v) for v in hidden)):
+        if not 0 < h <= teacher_hidden or h % head_dim:
+            raise ValueError(f"per-layer hidden size {h} must be a multiple of head_dim={head_dim} in "
+                             f"(0, {teacher_hidden}]")
+        menu = layer_menus(head_importance, neuron_importance, hidden=h, head_dim=head_dim,
+                           layer_importance=layer_importance, cost="flops", seq_len=seq_len)
+        cands = frontier_archs(per_layer_frontier(menu, delta), menu, hidden=h, head_dim=head_dim,
+                               vocab_size=vocab_size, max_positions=max_positions, type_vocab_size=type_vocab_size)
+        if max_flops is not None:
+            cands = [c for c in cands if c.cost <= max_flops]
+        out += thin(cands, points)
+    if not out:
+        raise ValueError(f"no per-layer architecture fits the budget of {max_flops!r} FLOPs")
     return out
