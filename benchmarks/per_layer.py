@@ -6,10 +6,10 @@ part 4; DESIGN.md §1 "The dynamic programme").
    faster than the teacher are scored zero-shot on a *selection* split (STS-B train pairs, never the dev set) and
    the best is the uniform pick.
 2. Per-layer side: for each hidden size of ``--hidden``, the knapsack FPTAS (C++, δ = 0.01) over the teacher's
-   importance (FLOPs cost, share-of-importance value: bortfast.search.perlayer) gives the frontier; the points
-   with 0.7–1.05x the uniform pick's FLOPs (``--per-hidden`` of them, evenly spaced) are inherited, exported and
-   timed the same way; those no slower than the uniform pick (+3 %) are scored on the selection split and the best
-   is the per-layer pick.
+   importance (cost: FLOPs, or the fused kernel's per-layer latency table with ``--cost kernel``; value: share of
+   importance, bortfast.search.perlayer) gives the frontier; ``--per-hidden`` points near the uniform pick's cost
+   (:func:`per_layer_candidates`) are inherited, exported and timed in the same alternating rounds as the uniform
+   pick; those no slower than it (+3 %) are scored on the selection split and the best is the per-layer pick.
 3. Both picks are distilled with the same recipe as benchmarks/quality_sts.py (bortfast.distill.distill: 200
    steps, batch 32, 64-token blocks of the stdlib-docstring corpus, lr 1e-4) and scored on STS-B dev (1,500 pairs)
    with the teacher's mean pooling.
@@ -44,10 +44,8 @@ o.add_session_config_entry("session.intra_op.allow_spinning", "0")
 s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
 feed = {i.name: np.ones((1, 128), dtype=np.int64) for i in s.get_inputs()}
 for _ in range(10): s.run(None, feed)
-t = []
 for _ in range(int(sys.argv[3])):
-    t0 = time.perf_counter(); s.run(None, feed); t.append(time.perf_counter() - t0)
-print(1e3 * float(np.min(t)), 1e3 * float(np.median(t)))
+    t0 = time.perf_counter(); s.run(None, feed); print(1e3 * (time.perf_counter() - t0))
 """
 
 UNIFORM = ("3,6,192,768", "2,6,192,1536", "4,6,192,384", "3,4,192,768", "2,9,288,768")
@@ -55,13 +53,19 @@ DISTILL = dict(steps=200, batch_size=32, seq_len=64, lr=1e-4, max_blocks=4000, e
                progress=False, init="inherit")
 
 
-def ort_ms(onnx_path: Path, threads: int = 2, samples: int = 100) -> dict:
-    """ORT fp32 latency (ms) at B=1, L=128, timed alone in a fresh process: min and median of ``samples``. The
-    comparison uses the min: on a shared CPU the median moved 5x between runs of one model, the min far less."""
-    out = subprocess.run([sys.executable, "-c", TIMER, str(onnx_path), str(threads), str(samples)],
-                         capture_output=True, text=True, check=True)
-    low, mid = (float(v) for v in out.stdout.strip().splitlines()[-1].split())
-    return {"ort_ms": low, "ort_median_ms": mid}
+def time_models(paths: dict[str, Path], rounds: int = 5, samples: int = 20, threads: int = 2) -> dict[str, dict]:
+    """ORT fp32 latency (ms) at B=1, L=128 of every model: ``rounds`` rounds alternating across the models, each
+    model alone in a fresh process per round (no other engine's pool alive), ``samples`` timed runs per round;
+    min / median / max over all of a model's runs. Alternating rounds make every model see the same share of a
+    shared CPU's load, so their ratios are fair even when the absolute figures are contended."""
+    runs: dict[str, list[float]] = {k: [] for k in paths}
+    for _ in range(rounds):
+        for key, path in paths.items():
+            out = subprocess.run([sys.executable, "-c", TIMER, str(path), str(threads), str(samples)],
+                                 capture_output=True, text=True, check=True)
+            runs[key] += [float(v) for v in out.stdout.split()]
+    return {k: {"ort_ms": float(np.median(v)), "ort_min_ms": float(np.min(v)), "ort_max_ms": float(np.max(v)),
+                "ort_runs": len(v)} for k, v in runs.items()}
 
 
 def export(model_dir: Path) -> tuple[Path, dict]:
@@ -98,44 +102,73 @@ def save_inherited(arch: Arch | PerLayerArch, teacher_layers: Any, teacher: Any,
     return out
 
 
-def measure(key: str, arch: Any, teacher_layers: Any, ctx: dict, results: dict, retime: bool) -> dict:
-    """Inherit, export and time one candidate (cached in ``results``)."""
+def _dir(ctx: dict, key: str) -> Path:
+    return ctx["out"] / "candidates" / key.replace(",", "-").replace(";", "_").replace("=", "")
+
+
+def prepare(key: str, arch: Any, teacher_layers: Any, ctx: dict, results: dict) -> dict:
+    """Inherit and export one candidate (cached in ``results``); timing comes later, in alternating rounds."""
     row = results["candidates"].get(key)
-    d = ctx["out"] / "candidates" / key.replace(",", "-").replace(";", "_").replace("=", "")
     if row is None:
+        d = _dir(ctx, key)
         save_inherited(arch, teacher_layers, ctx["teacher"], ctx["imp"], d)
-        onnx_path, fused = export(d)
         row = {"arch": key, "teacher_layers": teacher_layers, "flops": arch.flops(),
-               "params": arch.param_count("encoder"), "fused_ops": fused, **ort_ms(onnx_path)}
-    elif retime:
-        row.update(ort_ms(d / "model.onnx"))
-    row["speedup"] = results["teacher"]["ort_ms"] / row["ort_ms"]
-    results["candidates"][key] = row
-    write_json(ctx["out"] / "results.json", results)
-    print(f"{key:<60} {row['ort_ms']:6.2f} ms  {row['speedup']:4.1f}x", flush=True)
+               "params": arch.param_count("encoder"), "fused_ops": export(d)[1]}
+        results["candidates"][key] = row
+        write_json(ctx["out"] / "results.json", results)
     return row
+
+
+def time_rows(rows: list[dict], ctx: dict, results: dict, retime: bool) -> None:
+    """Time the teacher and ``rows`` together (alternating rounds); speed-ups are against that teacher time."""
+    todo = [r for r in rows if retime or "ort_ms" not in r]
+    if not todo:
+        return
+    paths = {"teacher": ctx["out"] / "teacher" / "model.onnx", **{r["arch"]: _dir(ctx, r["arch"]) / "model.onnx"
+                                                                  for r in todo}}
+    timed = time_models(paths)
+    for r in todo:
+        r.update(timed[r["arch"]], teacher_ort_ms=timed["teacher"]["ort_ms"])
+        r["speedup"] = r["teacher_ort_ms"] / r["ort_ms"]
+        print(f"{r['arch']:<60} {r['ort_ms']:6.2f} ms  {r['speedup']:4.1f}x", flush=True)
+    results["teacher"].update(timed["teacher"])
+    write_json(ctx["out"] / "results.json", results)
 
 
 def selection_score(row: dict, ctx: dict, results: dict) -> float:
     if "select_sts" not in row:
-        d = ctx["out"] / "candidates" / row["arch"].replace(",", "-").replace(";", "_").replace("=", "")
+        d = _dir(ctx, row["arch"])
         row["select_sts"] = score(d, ctx["select"])
         write_json(ctx["out"] / "results.json", results)
     return row["select_sts"]
 
 
-def per_layer_candidates(uniform_flops: int, args: argparse.Namespace, ctx: dict) -> list[tuple[str, Any, list]]:
-    from bortfast.search.perlayer import frontier_archs, layer_menus, per_layer_frontier
+def per_layer_candidates(uniform: dict, args: argparse.Namespace, ctx: dict) -> list[tuple[str, Any, list]]:
+    """Frontier points at ``--window`` x the uniform pick's cost, per hidden size: its FLOPs (``--cost flops``,
+    the default) or its fused-kernel latency against the per-layer latency table (``--cost kernel``). The default
+    window is below 1: FLOPs miss per-layer fixed costs, and FLOPs-matched per-layer students (more, thinner layers)
+    were 10-80 % slower in ORT here."""
+    from bortfast.profile import measure_latency
+    from bortfast.profile.perlayer import layer_latency_table
+    from bortfast.search.perlayer import frontier_archs, layer_menus, menu_options, per_layer_frontier
 
     t, imp = ctx["teacher"].arch, ctx["imp"]
+    tables = dict(vocab_size=t.vocab_size, max_positions=t.max_positions, type_vocab_size=t.type_vocab_size)
+    if args.cost == "kernel":
+        ref = measure_latency(Arch.parse(uniform["arch"], **tables), 1, 128, 2, repeats=15).median_ms
+    else:
+        ref = uniform["flops"]
+    low, high = args.window[0] * ref, args.window[1] * ref
     out = []
     for hidden in args.hidden:
+        cost: Any = "flops"
+        if args.cost == "kernel":
+            heads, neurons = menu_options(t.heads, t.intermediate, hidden=hidden, head_dim=t.head_dim)
+            cost = layer_latency_table(hidden, t.head_dim, heads, neurons, seq_len=128, threads=2, repeats=7)
         menu = layer_menus(imp.heads, imp.neurons, hidden=hidden, head_dim=t.head_dim, layer_importance=imp.layers,
-                           cost="flops")
-        cands = frontier_archs(per_layer_frontier(menu, 0.01), menu, hidden=hidden, head_dim=t.head_dim,
-                               vocab_size=t.vocab_size, max_positions=t.max_positions,
-                               type_vocab_size=t.type_vocab_size)
-        near = [c for c in cands if 0.7 * uniform_flops <= c.arch.flops() <= 1.05 * uniform_flops]
+                           cost=cost)
+        cands = frontier_archs(per_layer_frontier(menu, 0.01), menu, hidden=hidden, head_dim=t.head_dim, **tables)
+        near = [c for c in cands if low <= c.cost <= high]
         picks = [near[int(i)] for i in np.unique(np.linspace(0, len(near) - 1, args.per_hidden).round())] \
             if near else []
         out += [(c.arch.spec, c.arch, list(c.teacher_layers)) for c in picks]
@@ -166,6 +199,10 @@ def main() -> None:
     ap.add_argument("--uniform", nargs="+", default=list(UNIFORM))
     ap.add_argument("--hidden", nargs="+", type=int, default=[192, 288])
     ap.add_argument("--per-hidden", type=int, default=4, help="frontier points tried per hidden size")
+    ap.add_argument("--cost", choices=["kernel", "flops"], default="flops",
+                    help="the knapsack's per-layer cost: FLOPs (default) or the fused-kernel latency table")
+    ap.add_argument("--window", type=float, nargs=2, default=[0.4, 0.9],
+                    help="frontier points tried: this range x the uniform pick's cost (default 0.4 0.9)")
     ap.add_argument("--retime", action="store_true")
     args = ap.parse_args()
 
@@ -183,18 +220,22 @@ def main() -> None:
            "dev": read_sts(args.sts), "select": read_sts(args.select, limit=args.select_pairs)}
     results_file = out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {"candidates": {}}
-    if "teacher" not in results or args.retime:
+    if "teacher" not in results:
         enc = save_inherited(teacher.arch, None, teacher, ctx["imp"], out / "teacher")
-        results["teacher"] = {**ort_ms(export(enc)[0]), "sts": score(bundled_teacher_path(), ctx["dev"])}
+        export(enc)
+        results["teacher"] = {"sts": score(bundled_teacher_path(), ctx["dev"])}
     tables = dict(vocab_size=teacher.arch.vocab_size, max_positions=teacher.arch.max_positions,
                   type_vocab_size=teacher.arch.type_vocab_size)
-    rows = [measure(a, Arch.parse(a, **tables), None, ctx, results, args.retime) for a in args.uniform]
+    rows = [prepare(a, Arch.parse(a, **tables), None, ctx, results) for a in args.uniform]
+    time_rows(rows, ctx, results, args.retime)
     fast = [r for r in rows if r["speedup"] >= args.min_speedup]
     if not fast:
         raise SystemExit(f"no uniform candidate is {args.min_speedup}x faster than the teacher: {rows}")
     uniform = max(fast, key=lambda r: selection_score(r, ctx, results))
-    per = [measure(k, a, tl, ctx, results, args.retime) for k, a, tl in per_layer_candidates(uniform["flops"],
-                                                                                             args, ctx)]
+    per = [prepare(k, a, tl, ctx, results) for k, a, tl in per_layer_candidates(uniform, args, ctx)]
+    # the per-layer candidates are timed in the same rounds as the uniform pick: the match is within one run
+    if args.retime or any("ort_ms" not in r for r in per):
+        time_rows([*per, uniform], ctx, results, retime=True)
     matched = [r for r in per if r["ort_ms"] <= 1.03 * uniform["ort_ms"] and r["speedup"] >= args.min_speedup]
     if not matched:
         raise SystemExit(f"no per-layer candidate is as fast as the uniform pick {uniform['arch']}: {per}")
@@ -203,7 +244,7 @@ def main() -> None:
     for name, row in (("uniform", uniform), ("per_layer", best)):
         summary[name] = {**row, "inherited_dev_sts": row.get("inherited_dev_sts")}
         if row.get("inherited_dev_sts") is None:
-            d = out / "candidates" / row["arch"].replace(",", "-").replace(";", "_").replace("=", "")
+            d = _dir(ctx, row["arch"])
             row["inherited_dev_sts"] = summary[name]["inherited_dev_sts"] = score(d, ctx["dev"])
         summary[name]["distilled_dev_sts"] = distilled(row, ctx, results, args.steps)
     summary["gain"] = summary["per_layer"]["distilled_dev_sts"] - summary["uniform"]["distilled_dev_sts"]
