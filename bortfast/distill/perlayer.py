@@ -19,6 +19,7 @@ same way).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ def is_per_layer(config: Any) -> bool:
     return get(PER_LAYER_KEY) is not None
 
 
+@functools.cache  # one class for every model (a class made per call would differ between two students)
 def _explicit_heads_class() -> type:
     """BertSelfAttention that reshapes to its own head count, ``(B, L, heads, head_dim)``, instead of
     transformers' ``(B, L, -1, head_dim)``: the same numbers, but ONNX Runtime's attention fusion reads the head
