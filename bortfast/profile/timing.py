@@ -38,6 +38,10 @@ from bortfast._base.checks import check_int, check_positive_ints
 # after the parent ran torch) and its memory.
 _CONTEXT = mp.get_context("spawn")
 
+# ONNX Runtime's idle intra-op spinning in every session bortfast creates (bortfast.runtime, the timing engines).
+# Off: an idle spinning pool steals the cores of everything else in the process -- measured in README "Runtime".
+DEFAULT_ORT_SPINNING = False
+
 
 class EngineError(RuntimeError):
     """A timing worker failed: it could not build its engine, died, or did not answer in time."""
@@ -314,7 +318,7 @@ def ratio_stats(numerator: Timing, denominator: Timing) -> dict[str, float]:
 
 
 # ---- built-in engine factories (each runs in its worker) --------------------------------------------------------
-def ort_session_engine(path: str, feed: Mapping[str, Any], threads: int, spinning: bool = False,
+def ort_session_engine(path: str, feed: Mapping[str, Any], threads: int, spinning: bool = DEFAULT_ORT_SPINNING,
                        output: str | None = None) -> Callable[[], Any]:
     """``session.run`` of the ONNX file ``path`` on ``feed`` (numpy arrays), ``threads`` intra-op threads,
     ORT's idle spinning on or off (``session.intra_op.allow_spinning``)."""
