@@ -35,6 +35,7 @@ from bortfast.profile.timing import (
     DEFAULT_ORT_SPINNING,
     Engine,
     TimingConfig,
+    fixed_feed,
     ort_session_engine,
     time_engines,
     torch_model_engine,
@@ -292,14 +293,6 @@ def _flop_counts(cfg: SpeedupConfig, models: Models) -> dict[str, Any]:
     if models.large_arch is not None:
         flops["encoder_formula"]["large"] = models.large_arch.flops(1, cfg.seq_len)
     return flops
-
-
-def fixed_feed(vocab_size: int, batch: int, seq_len: int, seed: int) -> dict[str, np.ndarray]:
-    """Random token ids (B, L) without padding, the fixed-shape input every engine gets."""
-    rng = np.random.default_rng(seed)
-    return {"input_ids": rng.integers(min(1000, vocab_size // 2), vocab_size, (batch, seq_len)).astype(np.int64),
-            "attention_mask": np.ones((batch, seq_len), dtype=np.int64),
-            "token_type_ids": np.zeros((batch, seq_len), dtype=np.int64)}
 
 
 def _fixed_engines(cfg: SpeedupConfig, models: Models, batch: int) -> list[Engine]:

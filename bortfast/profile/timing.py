@@ -317,6 +317,16 @@ def ratio_stats(numerator: Timing, denominator: Timing) -> dict[str, float]:
             "min_ratio": numerator.min_ms / denominator.min_ms}
 
 
+def fixed_feed(vocab_size: int, batch: int, seq_len: int, seed: int = 0) -> dict[str, Any]:
+    """Random token ids (B, L) without padding, the fixed-shape input every engine gets."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return {"input_ids": rng.integers(min(1000, vocab_size // 2), vocab_size, (batch, seq_len)).astype(np.int64),
+            "attention_mask": np.ones((batch, seq_len), dtype=np.int64),
+            "token_type_ids": np.zeros((batch, seq_len), dtype=np.int64)}
+
+
 # ---- built-in engine factories (each runs in its worker) --------------------------------------------------------
 def ort_session_engine(path: str, feed: Mapping[str, Any], threads: int, spinning: bool = DEFAULT_ORT_SPINNING,
                        output: str | None = None) -> Callable[[], Any]:
