@@ -6,7 +6,9 @@ them), MiniLM's vocabulary -- against the teacher all-MiniLM-L6-v2 (``gt-all-min
 1. the bench: :func:`bortfast.apps.bench.run_speedup` (torch teacher, ORT student fp32/INT8, ORT teacher, B=1,
    L=128), every engine in its own worker, alternating turns;
 2. alone: the same engines (same files, same input, same sampling), each in a ``time_engines`` call of its own --
-   no other worker exists while it runs.
+   no other worker exists while it runs;
+3. ``--blocks`` times, bench timing and alone timing one after the other, samples pooled per mode (so slow load
+   drift on a shared machine reaches both modes alike).
 
 It passes when, for every engine, ratio (torch teacher / engine) from the bench is within 10% of the same ratio
 from the engines timed alone, in every repeat, and the repeats agree with each other within 10%. JSON to --out.
@@ -20,12 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from bortfast._base.io import write_json
-from bortfast.apps.bench import SpeedupConfig, _fixed_engines, _prepare_models, run_speedup
+from bortfast.apps.bench import SpeedupConfig, _fixed_engines, _prepare_models, _time_fixed_shapes, run_speedup
 from bortfast.data.teacher import bundled_teacher_path
 from bortfast.profile.latency import cpu_model
 from bortfast.profile.timing import time_engines
@@ -48,25 +51,32 @@ def save_student(arch: Arch, teacher_dir: Path, path: Path) -> Path:
     return path
 
 
-def one_pair(label: str, student_dir: Path, teacher_dir: Path, work: Path, threads: int) -> dict:
+def one_pair(label: str, student_dir: Path, teacher_dir: Path, work: Path, threads: int, blocks: int) -> dict:
+    """The bench once (exports, FLOPs, its fixed-shape timing), then ``blocks`` pairs of [bench timing, each engine
+    alone] one after the other, so load drift on a shared machine reaches both modes alike; medians pooled."""
     cfg = SpeedupConfig(out_dir=str(work / "bench"), student_dir=str(student_dir), teacher_dir=str(teacher_dir),
                         include_large=False, batch_sizes=(1,), threads=threads, work_dir=str(work / "onnx"),
-                        progress=False)
+                        min_samples=20, progress=False)
     bench = run_speedup(cfg)
-    in_bench = {r["engine"]: r for r in bench["fixed"]}
-    # the same engines (same ONNX files, same input), each timed with nothing else alive
     models = _prepare_models(cfg, work / "onnx")
     models.onnx = {key: work / "onnx" / f"{key}.onnx" for key in ("student_fp32", "student_int8", "teacher_fp32")}
-    alone = {}
-    for engine in _fixed_engines(cfg, models, 1):
-        alone[engine.name] = time_engines([engine], cfg.timing())["timings"][engine.name].summary()
+    samples: dict[str, dict[str, list[float]]] = {"bench": {}, "alone": {}}
+    for row in bench["fixed"]:
+        samples["bench"].setdefault(row["engine"], []).extend(row["times_ms"])
+    for block in range(blocks):  # bench, alone, bench, alone, ...
+        if block:
+            for row in _time_fixed_shapes(cfg, models)[0]:  # the bench's own timing stage: all engines, alternating
+                samples["bench"].setdefault(row["engine"], []).extend(row["times_ms"])
+        for engine in _fixed_engines(cfg, models, 1):  # each engine with no other worker alive
+            t = time_engines([engine], cfg.timing())["timings"][engine.name]
+            samples["alone"].setdefault(engine.name, []).extend(t.samples_ms)
+    med = {mode: {k: statistics.median(v) for k, v in got.items()} for mode, got in samples.items()}
     base = models.names()["torch_base"]
     rows = []
-    for name in in_bench:
-        r_bench = in_bench[base]["median_ms"] / in_bench[name]["median_ms"]
-        r_alone = alone[base]["median_ms"] / alone[name]["median_ms"]
-        rows.append({"engine": name, "bench_median_ms": in_bench[name]["median_ms"], "bench_n": in_bench[name]["n"],
-                     "alone_median_ms": alone[name]["median_ms"], "alone_n": alone[name]["n"],
+    for name in med["bench"]:
+        r_bench, r_alone = med["bench"][base] / med["bench"][name], med["alone"][base] / med["alone"][name]
+        rows.append({"engine": name, "bench_median_ms": med["bench"][name], "bench_n": len(samples["bench"][name]),
+                     "alone_median_ms": med["alone"][name], "alone_n": len(samples["alone"][name]),
                      "ratio_bench": r_bench, "ratio_alone": r_alone, "rel_diff": r_bench / r_alone - 1})
     return {"student": label, "arch": list(models.student_arch.tuple), "rows": rows,
             "ok": all(abs(r["rel_diff"]) <= TOLERANCE for r in rows)}
@@ -77,6 +87,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--blocks", type=int, default=2, help="[bench, alone] timing blocks per repeat, interleaved")
     args = ap.parse_args()
     teacher_dir = bundled_teacher_path()
     t0, load = time.perf_counter(), os.getloadavg()
@@ -86,7 +97,7 @@ def main() -> None:
             student_dir = save_student(arch, teacher_dir, Path(tmp) / f"student-{arch.layers}")
             for repeat in range(args.repeats):
                 run = one_pair(label, student_dir, teacher_dir, Path(tmp) / f"run-{arch.layers}-{repeat}",
-                               args.threads)
+                               args.threads, args.blocks)
                 run["repeat"] = repeat
                 runs.append(run)
                 for r in run["rows"]:

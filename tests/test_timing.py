@@ -49,6 +49,11 @@ def _hanging_engine():
     return lambda: time.sleep(3600)
 
 
+def _pid_file_then_hang(path: str):
+    Path(path).write_text(str(os.getpid()))
+    return lambda: time.sleep(3600)
+
+
 def _raising_factory(path: str):
     raise FileNotFoundError(f"cannot read {path}")
 
@@ -135,6 +140,35 @@ def test_a_hung_worker_is_stopped_within_the_timeout():
     pid = int(re.search(r"pid (\d+)", str(info.value)).group(1))
     time.sleep(0.2)
     assert not _alive(pid)
+
+
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
+    """SIGKILL leaves no chance to clean up: the worker's own watchdog must end it (no orphan)."""
+    import signal
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "worker.pid"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from test_timing import _pid_file_then_hang; "
+            "from bortfast.profile.timing import Engine, time_engines; "
+            "time_engines([Engine('h', 'm', _pid_file_then_hang, {'path': sys.argv[2]})])")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent), str(pid_file)])
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.is_file() or not pid_file.read_text():
+            assert time.monotonic() < deadline and parent.poll() is None, "the worker never started"
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+        time.sleep(0.5)  # the parent is now waiting for the (hanging) warm-up turn
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), f"worker {worker} outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
 
 
 def test_bad_input_is_rejected_before_any_worker_starts():

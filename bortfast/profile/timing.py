@@ -123,8 +123,22 @@ def _describe(err: BaseException) -> str:
 
 
 # ---- the worker ------------------------------------------------------------------------------------------------
-def _worker_main(conn: Any, factory: Callable[..., Callable[[], Any]], kwargs: Mapping[str, Any]) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A daemon thread: end this worker when its parent is gone, even in the middle of a hung call."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="bortfast-timing-parent-watch", daemon=True).start()
+
+
+def _worker_main(conn: Any, factory: Callable[..., Callable[[], Any]], kwargs: Mapping[str, Any], parent: int
+                 ) -> None:
     """Build the engine, then answer commands until told to stop (or the parent goes away)."""
+    _exit_with_parent(parent)
     try:
         run = factory(**dict(kwargs))
     except BaseException as err:  # noqa: BLE001 - every failure goes back to the parent as text
@@ -161,8 +175,8 @@ class _Worker:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.conn, child = _CONTEXT.Pipe()
-        self.process = _CONTEXT.Process(target=_worker_main, args=(child, engine.factory, dict(engine.kwargs)),
-                                        name=f"bortfast-timing:{engine.name}", daemon=True)
+        self.process = _CONTEXT.Process(target=_worker_main, name=f"bortfast-timing:{engine.name}", daemon=True,
+                                        args=(child, engine.factory, dict(engine.kwargs), os.getpid()))
         self.process.start()
         child.close()
         self.pid: int = self.process.pid or 0
