@@ -176,6 +176,8 @@ def test_bad_input_is_rejected_before_any_worker_starts():
         time_engines([])
     with pytest.raises(ValueError, match="names must be unique"):
         time_engines([Engine("a", "m", _hanging_engine), Engine("a", "m", _hanging_engine)])
+    with pytest.raises(ValueError, match=r"outputs names engines that are not timed: \['b'\]"):
+        time_engines([Engine("a", "m", _hanging_engine)], outputs=["b"])
     with pytest.raises(ValueError, match="module-level function"):
         time_engines([Engine("a", "m", lambda: (lambda: 0))])
     with pytest.raises(ValueError, match="TimingConfig.rounds must be a positive int, got 0"):

@@ -285,6 +285,9 @@ def time_engines(engines: Sequence[Engine], config: TimingConfig | None = None, 
     ``outputs``). Raises :class:`EngineError` when a worker fails; no worker outlives the call.
     """
     config = config or TimingConfig()
+    unknown = sorted(set(outputs) - {e.name for e in engines})
+    if unknown:
+        raise ValueError(f"outputs names engines that are not timed: {unknown}")
     with EngineWorkers(engines, config) as pool:
         timings = _sample(pool, config, progress)
         got = {name: pool.output(name) for name in outputs}
