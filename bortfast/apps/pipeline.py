@@ -283,17 +283,44 @@ def _heldout_sentences(cfg: RunConfig, st: dict) -> list[str]:
 def _stage_bench(cfg: RunConfig, out: Path, st: dict) -> dict:
     from bortfast.apps.bench import SpeedupConfig, run_speedup
 
+    sentences = _heldout_sentences(cfg, st)
     result = run_speedup(SpeedupConfig(
         out_dir=str(out), student_dir=st["export"]["student_encoder"], teacher_dir=st["export"]["teacher_encoder"],
-        include_large=False, sentences=_heldout_sentences(cfg, st), threads=cfg.threads, rounds=cfg.bench_rounds,
+        include_large=False, sentences=sentences, threads=cfg.threads, rounds=cfg.bench_rounds,
         seq_len=cfg.seq_len, seed=cfg.seed, work_dir=str(out / "work" / "bench"), progress=cfg.progress,
     ))
-    return {"speedup_json": str(out / "speedup.json"), "summary": _bench_headline(result)}
+    precision = _precision_choice(cfg, out, st, result, sentences)
+    return {"speedup_json": str(out / "speedup.json"), "summary": _bench_headline(result), "precision": precision}
+
+
+def _precision_choice(cfg: RunConfig, out: Path, st: dict, result: dict, sentences: list[str]) -> dict:
+    """Which file to deploy: INT8 only when the bench's isolated B=1 timing shows it faster than fp32 and it agrees
+    with fp32 on the held-out sentences (pooled cosine); both figures recorded (issue 15.4)."""
+    from bortfast.export.precision import PrecisionConfig, decide, output_agreement, sample_batches
+
+    config = PrecisionConfig(threads=cfg.threads, seq_len=cfg.seq_len)
+    b0 = result["config"]["batch_sizes"][0]
+    rows = {r["engine"].split()[2]: r for r in result["fixed"]
+            if r["batch"] == b0 and r["engine"].startswith("ORT student")}  # "ORT student fp32 <...>"
+    speedup = rows["fp32"]["median_ms"] / rows["int8"]["median_ms"]
+    batches, sample = sample_batches(Path(st["export"]["student_encoder"]), sentences[:256], config)
+    metric, agreement = output_agreement(out / "model.onnx", out / "model.int8.onnx", batches)
+    chosen, reason = decide(speedup, agreement, config)
+    return {"chosen": chosen, "file": "model.int8.onnx" if chosen == "int8" else "model.onnx", "reason": reason,
+            "batch": b0, "int8_speedup": speedup, "agreement_metric": metric, "agreement": agreement,
+            "sample": sample, "fp32": {k: rows["fp32"][k] for k in ("median_ms", "min_ms", "max_ms", "n")},
+            "int8": {k: rows["int8"][k] for k in ("median_ms", "min_ms", "max_ms", "n")}}
 
 
 def _bench_headline(result: dict) -> dict:
-    """The speed-ups the summary shows (student over the teacher in PyTorch, per batch size and end to end)."""
-    return {k: v for k, v in result["speedups"].items() if isinstance(v, (int, float))}
+    """The speed-ups the summary shows (student over the teacher in PyTorch, per batch size and end to end; INT8
+    over fp32 at the first batch size)."""
+    headline = {k: v for k, v in result["speedups"].items() if isinstance(v, (int, float))}
+    b0 = result["config"]["batch_sizes"][0]
+    if f"student_int8_vs_torch_base_b{b0}" in headline:
+        headline[f"student_int8_vs_student_fp32_b{b0}"] = (headline[f"student_int8_vs_torch_base_b{b0}"]
+                                                          / headline[f"student_fp32_vs_torch_base_b{b0}"])
+    return headline
 
 
 def sentence_embeddings(model: Any, tokenizer: Any, sentences: list[str], seq_len: int,
