@@ -70,6 +70,7 @@ class RunConfig:
     max_latency: float | None = None  # ξ* = lowest ê with î within this budget (ms for --latency kernel)
     min_speedup: float | None = None  # ξ* = lowest ê among ξ at least this many times faster than T (by î)
     max_error: float | None = None  # ξ* = the fastest ξ with ê within this ceiling
+    engine_check: bool = True  # a latency-budget ξ* must also meet it in ORT fp32 (finalists timed vs the teacher)
     sts: str | None = None  # STS-B style TSV: STS Spearman of teacher, ξ* and the pivots in the quality stage
     overwrite: bool = False  # start again in an out_dir that holds another run
     progress: bool = True
@@ -206,7 +207,7 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
         thetas=tuple({"lr": lr} for lr in cfg.lrs), latency=cfg.latency, seq_len=cfg.seq_len,
         train_batch_size=cfg.search_batch_size, threads=cfg.threads, seed=cfg.seed, max_blocks=cfg.max_blocks,
         progress=cfg.progress, init=cfg.init, max_latency=cfg.max_latency, min_speedup=cfg.min_speedup,
-        max_error=cfg.max_error, exclude_file=st["corpus"]["heldout"],
+        max_error=cfg.max_error, exclude_file=st["corpus"]["heldout"], check=_engine_check(cfg, out),
     )
     for name in ("search.json", "pareto.png"):
         shutil.copyfile(search_dir / name, out / f".{name}.tmp")
@@ -216,6 +217,20 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
             "latency": best.latency, "latency_unit": result.latency_unit, "error": best.error, "W": best.w,
             "theta": result.best_theta, "trainings": result.trainings, "selection": result.selection,
             "error_param_spearman": result.error_param_spearman}
+
+
+def _engine_check(cfg: RunConfig, out: Path) -> Any:
+    """The deployment-engine check of a latency budget's finalists (None: no budget, FLOPs î, or switched off)."""
+    if not cfg.engine_check or cfg.latency != "kernel" or (cfg.min_speedup is None and cfg.max_latency is None):
+        return None
+    from transformers import AutoConfig
+
+    from bortfast.apps.engine_check import OrtSpeedCheck
+    from bortfast.space import Arch
+
+    teacher_arch = Arch.from_config(AutoConfig.from_pretrained(cfg.teacher))
+    return OrtSpeedCheck(teacher_arch, out / "work" / "engine-check", seq_len=cfg.seq_len, threads=cfg.threads,
+                         seed=cfg.seed)
 
 
 def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
@@ -457,6 +472,14 @@ def _arch_str(a: dict) -> str:
     return f"⟨{a['layers']}, {a['heads']}, {a['hidden']}, {a['intermediate']}⟩"
 
 
+def _checks_line(checks: list[dict] | None) -> str:
+    if not checks:
+        return ""
+    timed = "; ".join(f"{_arch_str(dict(zip(('layers', 'heads', 'hidden', 'intermediate'), c['arch'])))} "
+                      f"{c['speedup']:.2f}x{'' if c['ok'] else ' (rejected)'}" for c in checks)
+    return f"; finalists timed against the teacher in {checks[-1]['engine']}: {timed}"
+
+
 def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
     """``summary.md``: ξ* vs the teacher, the top candidates by W, speed-ups and quality retained."""
     cands = search["candidates"]
@@ -471,7 +494,8 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
         f"- chosen ξ* = {_arch_str(best['arch'])}, θ* = {search['best_theta']}, W = {search['best_w']:.4g}, by "
         f"{(search.get('selection') or {}).get('rule', 'W')}"
         + (f"; Spearman(ê, p̂) over the pivots = {search['error_param_spearman']:.3f}"
-           if search.get("error_param_spearman") is not None else ""), "",
+           if search.get("error_param_spearman") is not None else "")
+        + _checks_line((search.get("selection") or {}).get("checks")), "",
         "## ξ* vs the teacher", "",
         f"| | architecture | parameters | î ({unit}) | ê |", "|---|---|---|---|---|",
         f"| teacher | {_arch_str(search['teacher'])} | {_fmt_int(search['teacher_params'])} | "
