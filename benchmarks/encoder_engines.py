@@ -124,3 +124,78 @@ class Engines:
 
     def run_kernel(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.kernel.forward(hidden, mask, self.threads)
+
+
+def torch_encoder_engine(arch: tuple[int, int, int, int], batch: int, seq_len: int, threads: int):
+    """torch eager ``model.encoder`` on a random (B, L, H) input (a timing-worker factory)."""
+    torch.set_num_threads(threads)
+    a = Arch(*arch)
+    model = build_model(a)
+    hidden = torch.from_numpy(np.random.default_rng(batch).standard_normal((batch, seq_len, a.hidden),
+                                                                         dtype=np.float32))
+
+    def run() -> np.ndarray:
+        with torch.inference_mode():
+            return model.encoder(hidden).last_hidden_state.numpy()
+
+    return run
+
+
+def isolated_ratios(arch: Arch, batch: int, directory: Path, threads: int = THREADS, seq_len: int = SEQ_LEN,
+                    min_samples: int = 20) -> dict:
+    """The kernel, ORT and torch eager, each in its own worker process, turns alternating
+    (bortfast.profile.timing): medians and the kernel's ratios to the other two."""
+    from bortfast.profile.timing import Engine, TimingConfig, kernel_engine, ort_session_engine, time_engines
+
+    export_ort(build_model(arch), arch, directory, threads)  # writes directory / "<tuple>.opt.onnx"
+    path = directory / f"{arch.tuple}.opt.onnx"
+    hidden = np.random.default_rng(batch).standard_normal((batch, seq_len, arch.hidden), dtype=np.float32)
+    feed = {"hidden": hidden, "mask": np.ones((batch, seq_len), dtype=np.int64)}
+    engines = [Engine("kernel", f"random {arch}", kernel_engine,
+                      {"arch": arch.tuple, "batch": batch, "seq_len": seq_len, "threads": threads}),
+               Engine("ort", str(path), ort_session_engine, {"path": str(path), "feed": feed, "threads": threads}),
+               Engine("torch", f"random {arch}", torch_encoder_engine,
+                      {"arch": arch.tuple, "batch": batch, "seq_len": seq_len, "threads": threads})]
+    timings = time_engines(engines, TimingConfig(min_samples=min_samples))["timings"]
+    med = {k: t.median_ms for k, t in timings.items()}
+    return {"arch": list(arch.tuple), "batch": batch, "seq_len": seq_len, "threads": threads,
+            "timings": {k: t.summary() for k, t in timings.items()},
+            "kernel_vs_ort": med["ort"] / med["kernel"], "kernel_vs_torch": med["torch"] / med["kernel"],
+            "kernel_gflops": arch.flops(batch, seq_len) / (med["kernel"] / 1e3) / 1e9}
+
+
+def main() -> None:
+    """``python benchmarks/encoder_engines.py --out FILE [--shapes bort,bert-base] [--batches 1,8]``: the
+    kernel-vs-ORT (and vs torch eager) ratio with isolated timing, JSON."""
+    import argparse
+    import os
+    import tempfile
+    import time
+
+    from bortfast._base.io import write_json
+    from bortfast.profile.latency import cpu_model
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--shapes", default="bort")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--threads", type=int, default=THREADS)
+    args = ap.parse_args()
+    t0, load = time.perf_counter(), os.getloadavg()
+    rows = []
+    for name in args.shapes.split(","):
+        for batch in (int(b) for b in args.batches.split(",")):
+            with tempfile.TemporaryDirectory(prefix="encoder-engines-") as tmp:
+                row = isolated_ratios(SHAPES[name], batch, Path(tmp), args.threads) | {"shape": name}
+            rows.append(row)
+            t = {k: v["median_ms"] for k, v in row["timings"].items()}
+            print(f"{name} B={batch}: kernel {t['kernel']:.2f} / ORT {t['ort']:.2f} / torch {t['torch']:.2f} ms -> "
+                  f"kernel {row['kernel_vs_ort']:.2f}x ORT, {row['kernel_vs_torch']:.2f}x torch", flush=True)
+    mhz, peak = fp32_peak_gflops(args.threads)
+    write_json(args.out, {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cpu": cpu_model(),
+                          "mhz": mhz, "fp32_peak_gflops": peak, "loadavg_before": load,
+                          "loadavg_after": os.getloadavg(), "rows": rows, "seconds": time.perf_counter() - t0})
+
+
+if __name__ == "__main__":
+    main()

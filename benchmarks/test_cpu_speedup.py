@@ -2,14 +2,17 @@
 transformers PyTorch fp32 BERT-base / BERT-large, random weights, vocabulary 30522 (de Wynter & Perry 2020, §5:
 7.9x over BERT-base, 20x over BERT-large).
 
-All engines run in one process with interleaved rounds (bortfast.bench.run_speedup); the first test times the whole
-run with pytest-benchmark and writes speedup.json / speedup.png, the others check the targets against it.
+Every engine runs in its own worker process, turns alternating across them (bortfast.bench.run_speedup with
+bortfast.profile.timing); the first test times the whole run with pytest-benchmark and writes speedup.json /
+speedup.png, the others check the targets against it.
 
 Run (the machine is shared: take the lock so benchmarks do not overlap):
     flock /tmp/bortfast-bench.lock env BORTFAST_SHARED_DATA=/work/shared/data \
         BORTFAST_SPEEDUP_OUT=benchmarks/results/cpu_speedup pytest benchmarks/test_cpu_speedup.py -s
-Environment: BORTFAST_SPEEDUP_ROUNDS (default 3), BORTFAST_SPEEDUP_THREADS (2), BORTFAST_SPEEDUP_SENTENCES
-(number of SST-2 dev sentences end to end, default the first 256, -1 all 872; 0 skips the end-to-end part).
+Environment: BORTFAST_SPEEDUP_ROUNDS (at least this many alternating rounds, default 10),
+BORTFAST_SPEEDUP_MIN_SAMPLES (timed calls per engine, default 10: torch BERT-large at B=8 takes seconds a call),
+BORTFAST_SPEEDUP_THREADS (2), BORTFAST_SPEEDUP_E2E_ROUNDS (2), BORTFAST_SPEEDUP_SENTENCES (number of SST-2 dev
+sentences end to end, default the first 256, -1 all 872; 0 skips the end-to-end part).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ def test_speedup_run(benchmark, tmp_path_factory):
     kwargs = dict(out_dir=out_dir, tokenizer=str(SHARED_DATA / "vocab" / "bert-base-uncased" / "vocab.txt"),
                   sentences=sentences, batch_sizes=(1, 8), seq_len=128,
                   threads=int(os.environ.get("BORTFAST_SPEEDUP_THREADS", "2")),
-                  rounds=int(os.environ.get("BORTFAST_SPEEDUP_ROUNDS", "3")))
+                  rounds=int(os.environ.get("BORTFAST_SPEEDUP_ROUNDS", "10")),
+                  min_samples=int(os.environ.get("BORTFAST_SPEEDUP_MIN_SAMPLES", "10")),
+                  e2e_rounds=int(os.environ.get("BORTFAST_SPEEDUP_E2E_ROUNDS", "2")))
     result = benchmark.pedantic(run_speedup, kwargs=kwargs, rounds=1, iterations=1)
     _result.update(result)
     print(f"\n{format_summary(result)}\nwritten to {out_dir}/speedup.json and speedup.png")

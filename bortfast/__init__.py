@@ -14,6 +14,7 @@ from bortfast.search.knapsack import layer_frontier
 from bortfast.search.selection import approx_pareto_front, interval_pivots, pareto_front, w_coefficients
 from bortfast.space import (
     Arch,
+    PerLayerArch,
     SearchSpace,
     encoder_flops,
     param_counts,
@@ -28,6 +29,7 @@ _LAZY = {
     "extract": "bortfast.apps.extract",
     "DistillConfig": "bortfast.distill.config",
     "build_student": "bortfast.distill.student",
+    "load_student": "bortfast.distill.perlayer",
     "load_corpus": "bortfast.data.corpus",
     "load_teacher": "bortfast.data.teacher",
     "short_train_error": "bortfast.distill.short",
@@ -54,6 +56,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "Arch",
+    "PerLayerArch",
+    "load_student",
     "DistillConfig",
     "EncoderKernel",
     "layer_frontier",

@@ -22,6 +22,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from bortfast.profile.timing import DEFAULT_ORT_SPINNING
+
 META_PREFIX = "bortfast."  # keep in step with bortfast.export.META_PREFIX (not imported: that module needs torch)
 
 TextInput = str | tuple[str, str]
@@ -63,7 +65,7 @@ class _OnnxTextModel:
         max_length: int | None = None,
         truncation: bool = True,
         sort_by_length: bool = True,
-        spinning: bool = False,
+        spinning: bool = DEFAULT_ORT_SPINNING,
     ) -> None:
         self.onnx_path = Path(onnx_path)
         if not self.onnx_path.is_file():

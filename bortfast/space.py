@@ -312,3 +312,199 @@ class SearchSpace:
              "params": int(p), "flops": int(f)}
             for a, p, f in zip(archs, params, flops)
         ]
+
+
+# ------------------------------------------------------------------------------------------------- per-layer widths
+PER_LAYER_KEY = "bortfast_per_layer"  # BertConfig attribute (and config.json key) holding the per-layer widths
+
+
+def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"PerLayerArch.{name} must be a sequence of ints, got {values!r}")
+    out = []
+    for layer, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"PerLayerArch.{name}[{layer}] must be an int, got {v!r} ({type(v).__name__})")
+        if v <= 0:
+            raise ValueError(f"PerLayerArch.{name}[{layer}] must be positive, got {v}")
+        out.append(int(v))
+    return tuple(out)
+
+
+@dataclass(frozen=True, order=True)
+class PerLayerArch:
+    """A BERT encoder whose layers differ in width: layer l keeps ``heads[l]`` attention heads of ``head_dim``
+    dims each and ``intermediate[l]`` FFN neurons; every layer shares the hidden size H (DESIGN.md §1, "The dynamic
+    programme"; CoFi, Xia et al. 2022). The uniform ⟨D, A, H, I⟩ is the case heads = (H/head_dim,)·D and
+    intermediate = (I,)·D (:meth:`as_uniform`). Hashable, ordered, validated on construction.
+
+    Parameters per layer (w_l = heads[l]·head_dim is the attention width)::
+
+        p_l = 4·H·w_l + 3·w_l + 2·H·I_l + I_l + 6H        (Q, K, V, O with biases; FFN; two LayerNorms)
+
+    FLOPs per layer for B sequences of L tokens: ``2·B·L·(4·H·w_l + 2·H·I_l) + 4·B·L²·w_l``. Both reduce to
+    :class:`Arch`'s formulas when the layers are uniform and w_l = H.
+    """
+
+    hidden: int  # H, shared by every layer (the residual stream)
+    head_dim: int  # dims per head (a student keeps the teacher's: pruned heads are whole teacher heads)
+    heads: tuple[int, ...]  # heads kept in each layer, 1 <= heads[l] <= hidden // head_dim
+    intermediate: tuple[int, ...]  # FFN neurons kept in each layer
+    vocab_size: int = BERT_VOCAB_SIZE
+    max_positions: int = BERT_MAX_POSITIONS
+    type_vocab_size: int = BERT_TYPE_VOCAB
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "head_dim", "vocab_size", "max_positions", "type_vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"PerLayerArch.{name} must be an int, got {value!r} ({type(value).__name__})")
+            if value <= 0:
+                raise ValueError(f"PerLayerArch.{name} must be positive, got {value}")
+            object.__setattr__(self, name, int(value))
+        object.__setattr__(self, "heads", _positive_ints(self.heads, "heads"))
+        object.__setattr__(self, "intermediate", _positive_ints(self.intermediate, "intermediate"))
+        if len(self.heads) != len(self.intermediate):
+            raise ValueError(f"PerLayerArch has {len(self.heads)} head counts {list(self.heads)} but "
+                             f"{len(self.intermediate)} FFN widths {list(self.intermediate)}: one of each per layer")
+        if not self.heads:
+            raise ValueError("PerLayerArch needs at least one layer, got empty heads and intermediate")
+        if self.hidden % self.head_dim != 0:
+            raise ValueError(f"PerLayerArch hidden={self.hidden} is not divisible by head_dim={self.head_dim}")
+        too_many = [(layer, a) for layer, a in enumerate(self.heads) if a > self.max_heads]
+        if too_many:
+            raise ValueError(f"PerLayerArch layers {[la for la, _ in too_many]} keep {[a for _, a in too_many]} heads,"
+                             f" more than hidden/head_dim = {self.hidden}/{self.head_dim} = {self.max_heads}")
+
+    @property
+    def layers(self) -> int:
+        return len(self.heads)
+
+    @property
+    def max_heads(self) -> int:
+        """Heads of a full-width layer, H / head_dim (the config's ``num_attention_heads``)."""
+        return self.hidden // self.head_dim
+
+    @property
+    def attention_widths(self) -> tuple[int, ...]:
+        return tuple(a * self.head_dim for a in self.heads)
+
+    @property
+    def spec(self) -> str:
+        """The parseable text form, e.g. ``"H=192;d=32;A=6,4;I=768,512"`` (see :meth:`parse`)."""
+        return (f"H={self.hidden};d={self.head_dim};A={','.join(map(str, self.heads))};"
+                f"I={','.join(map(str, self.intermediate))}")
+
+    def __str__(self) -> str:
+        return f"<H={self.hidden}, d={self.head_dim}, A={list(self.heads)}, I={list(self.intermediate)}>"
+
+    @classmethod
+    def parse(cls, text: str, **kwargs: int) -> PerLayerArch:
+        """Parse ``"H=192;d=32;A=6,4;I=768,512"`` (hidden, head size, heads per layer, FFN width per layer)."""
+        fields: dict[str, str] = {}
+        for part in text.strip().strip("<>").split(";"):
+            key, sep, value = part.partition("=")
+            if not sep or key.strip() not in ("H", "d", "A", "I") or key.strip() in fields:
+                raise ValueError(f"per-layer architecture must be 'H=HIDDEN;d=HEAD_DIM;A=a1,a2,...;I=i1,i2,...', "
+                                 f"got {text!r}")
+            fields[key.strip()] = value
+        if set(fields) != {"H", "d", "A", "I"}:
+            raise ValueError(f"per-layer architecture {text!r} lacks {sorted({'H', 'd', 'A', 'I'} - set(fields))}")
+        try:
+            hidden, head_dim = int(fields["H"]), int(fields["d"])
+            heads = [int(v) for v in fields["A"].split(",")]
+            inter = [int(v) for v in fields["I"].split(",")]
+        except ValueError:
+            raise ValueError(f"per-layer architecture {text!r} must hold integers") from None
+        return cls(hidden, head_dim, tuple(heads), tuple(inter), **kwargs)
+
+    @classmethod
+    def from_arch(cls, arch: Arch) -> PerLayerArch:
+        """The uniform ⟨D, A, H, I⟩ as a per-layer architecture."""
+        return cls(arch.hidden, arch.head_dim, (arch.heads,) * arch.layers, (arch.intermediate,) * arch.layers,
+                   arch.vocab_size, arch.max_positions, arch.type_vocab_size)
+
+    def as_uniform(self) -> Arch | None:
+        """The equal :class:`Arch` when every layer is full-width and the same, else None."""
+        if set(self.heads) != {self.max_heads} or len(set(self.intermediate)) != 1:
+            return None
+        return Arch(self.layers, self.max_heads, self.hidden, self.intermediate[0], self.vocab_size,
+                    self.max_positions, self.type_vocab_size)
+
+    @classmethod
+    def from_config(cls, config: Any) -> PerLayerArch | None:
+        """The per-layer architecture a ``transformers`` config records (``bortfast_per_layer``), or None."""
+        get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+        per = get(PER_LAYER_KEY)
+        if per is None:
+            return None
+        if not isinstance(per, dict) or set(per) != {"heads", "intermediate"}:
+            raise ValueError(f"config {PER_LAYER_KEY} must be {{'heads': [...], 'intermediate': [...]}}, got {per!r}")
+        hidden, heads = get("hidden_size"), get("num_attention_heads")
+        if len(per["heads"]) != get("num_hidden_layers"):
+            raise ValueError(f"config has num_hidden_layers={get('num_hidden_layers')} but {PER_LAYER_KEY} lists "
+                             f"{len(per['heads'])} layers: {per!r}")
+        return cls(hidden, hidden // heads, tuple(per["heads"]), tuple(per["intermediate"]), get("vocab_size"),
+                   get("max_position_embeddings", BERT_MAX_POSITIONS), get("type_vocab_size", BERT_TYPE_VOCAB) or 1)
+
+    def config_fields(self) -> dict[str, Any]:
+        """The BertConfig fields of this shape: the full-width layer plus ``bortfast_per_layer``."""
+        return dict(hidden_size=self.hidden, num_hidden_layers=self.layers, num_attention_heads=self.max_heads,
+                    intermediate_size=max(self.intermediate),
+                    **{PER_LAYER_KEY: {"heads": list(self.heads), "intermediate": list(self.intermediate)}})
+
+    def to_bert_config(self, **overrides: Any) -> Any:
+        """A ``transformers.BertConfig`` of this shape (build the model with ``bortfast.build_per_layer_model``)."""
+        from transformers import BertConfig
+
+        kwargs: dict[str, Any] = dict(vocab_size=self.vocab_size, max_position_embeddings=self.max_positions,
+                                      type_vocab_size=self.type_vocab_size, **self.config_fields())
+        kwargs.update(overrides)
+        return BertConfig(**kwargs)
+
+    def layer_params(self) -> np.ndarray:
+        """int64 (D,): parameters of each encoder layer."""
+        return per_layer_params(self.hidden, np.array(self.attention_widths), np.array(self.intermediate))
+
+    def param_count(self, kind: ModelKind = "encoder+pooler") -> int:
+        """Exact trainable parameters of the matching ``transformers`` model (closed form, see the class doc)."""
+        H, V = self.hidden, self.vocab_size
+        base = (V + self.max_positions + self.type_vocab_size) * H + 2 * H + int(self.layer_params().sum())
+        if kind == "encoder+pooler":
+            return base + H * H + H
+        if kind == "masked-lm":
+            return base + H * H + 3 * H + V
+        if kind != "encoder":
+            raise ValueError(f"kind must be 'encoder', 'encoder+pooler' or 'masked-lm', got {kind!r}")
+        return base
+
+    def layer_flops(self, batch: int = 1, seq_len: int = 128) -> np.ndarray:
+        """int64 (D,): FLOPs of each encoder layer's forward."""
+        return per_layer_flops(self.hidden, np.array(self.attention_widths), np.array(self.intermediate),
+                               batch, seq_len)
+
+    def flops(self, batch: int = 1, seq_len: int = 128) -> int:
+        """FLOPs of one encoder forward (matmuls only, as :meth:`Arch.flops`)."""
+        return int(self.layer_flops(batch, seq_len).sum())
+
+
+def per_layer_params(hidden: int, attention_width: Any, intermediate: Any) -> np.ndarray:
+    """int64 parameters of an encoder layer of attention width w (heads · head_dim) and FFN width I, elementwise
+    (see :class:`PerLayerArch`)."""
+    H = np.int64(hidden)
+    w, i = np.asarray(attention_width, dtype=np.int64), np.asarray(intermediate, dtype=np.int64)
+    return 4 * H * w + 3 * w + 2 * H * i + i + 6 * H
+
+
+def per_layer_flops(hidden: int, attention_width: Any, intermediate: Any, batch: int = 1,
+                    seq_len: int = 128) -> np.ndarray:
+    """int64 forward FLOPs of an encoder layer (attention width w, FFN width I) on B·L tokens, elementwise."""
+    H, L = np.int64(hidden), np.int64(seq_len)
+    w, i = np.asarray(attention_width, dtype=np.int64), np.asarray(intermediate, dtype=np.int64)
+    tokens = np.int64(batch) * L
+    return 2 * tokens * (4 * H * w + 2 * H * i) + 4 * tokens * L * w
+
+
+def parse_arch(text: str, **kwargs: int) -> Arch | PerLayerArch:
+    """``"D,A,H,I"`` → :class:`Arch`; ``"H=..;d=..;A=..;I=.."`` → :class:`PerLayerArch`."""
+    return PerLayerArch.parse(text, **kwargs) if "=" in text else Arch.parse(text, **kwargs)

@@ -226,6 +226,42 @@ void parallel_linear(int threads, const float* x, int64_t m, int64_t k, const fl
   }
 }
 
+void check_widths(int64_t hidden, int64_t head_dim, const std::vector<LayerWidth>& widths) {
+  if (widths.empty()) throw std::invalid_argument("encoder needs at least one layer, got 0");
+  if (hidden <= 0 || head_dim <= 0) {
+    throw std::invalid_argument("encoder sizes must be positive, got hidden=" + std::to_string(hidden) +
+                                " head_dim=" + std::to_string(head_dim));
+  }
+  // BLAS takes 32-bit sizes: keep every matrix dimension well inside them.
+  if (hidden > (1 << 20) || head_dim > (1 << 20) || widths.size() > 4096) {
+    throw std::invalid_argument("encoder sizes are implausibly large: hidden=" + std::to_string(hidden) +
+                                " head_dim=" + std::to_string(head_dim) +
+                                " layers=" + std::to_string(widths.size()));
+  }
+  // The weights are allocated (and zero-filled) up front: refuse sizes whose weights alone exceed 2^31 floats
+  // (8 GiB, ~25x BERT-large) instead of paging through memory until std::bad_alloc (or an ASan abort).
+  constexpr int64_t kMaxFloats = int64_t{1} << 31;
+  int64_t total = 0;
+  for (size_t l = 0; l < widths.size(); ++l) {
+    const int64_t a = widths[l].heads, i = widths[l].intermediate;
+    if (a <= 0 || i <= 0) {
+      throw std::invalid_argument("layer " + std::to_string(l) +
+                                  " must have positive heads and intermediate, got " +
+                                  "heads=" + std::to_string(a) + " intermediate=" + std::to_string(i));
+    }
+    if (a > (1 << 20) / head_dim || i > (1 << 20)) {
+      throw std::invalid_argument("layer " + std::to_string(l) + " is implausibly large: heads=" +
+                                  std::to_string(a) + " intermediate=" + std::to_string(i));
+    }
+    const int64_t w = a * head_dim, h = hidden;
+    total += 4 * h * w + 2 * h * i + 3 * w + 6 * h + i;  // <= ~2^43 per layer: no overflow with the limits
+    if (total > kMaxFloats) {
+      throw std::invalid_argument(
+          "encoder weights would need more than the limit 2^31 floats (8 GiB) by layer " + std::to_string(l));
+    }
+  }
+}
+
 void check_shape(const EncoderShape& s) {
   if (s.layers <= 0 || s.heads <= 0 || s.hidden <= 0 || s.intermediate <= 0) {
     throw std::invalid_argument("encoder sizes must be positive, got layers=" + std::to_string(s.layers) +
@@ -236,14 +272,11 @@ void check_shape(const EncoderShape& s) {
     throw std::invalid_argument("hidden=" + std::to_string(s.hidden) +
                                 " is not divisible by heads=" + std::to_string(s.heads));
   }
-  // BLAS takes 32-bit sizes: keep every matrix dimension well inside them.
   if (s.hidden > (1 << 20) || s.intermediate > (1 << 20) || s.layers > 4096) {
     throw std::invalid_argument("encoder sizes are implausibly large: hidden=" + std::to_string(s.hidden) +
                                 " intermediate=" + std::to_string(s.intermediate) +
                                 " layers=" + std::to_string(s.layers));
   }
-  // The weights are allocated (and zero-filled) up front: refuse sizes whose weights alone exceed 2^31 floats
-  // (8 GiB, ~25x BERT-large) instead of paging through memory until std::bad_alloc (or an ASan abort).
   const int64_t h = s.hidden, i = s.intermediate;
   const int64_t per_layer = 4 * h * h + 2 * h * i + 9 * h + i;  // <= ~2^43: no overflow with the limits above
   constexpr int64_t kMaxFloats = int64_t{1} << 31;
@@ -251,6 +284,26 @@ void check_shape(const EncoderShape& s) {
     throw std::invalid_argument("encoder weights would need " + std::to_string(per_layer) + " x " +
                                 std::to_string(s.layers) + " floats, more than the limit 2^31 (8 GiB)");
   }
+}
+
+int64_t uniform_head_dim(const EncoderShape& s) {
+  check_shape(s);  // before the division: heads may be 0
+  return s.hidden / s.heads;
+}
+
+std::vector<LayerWidth> uniform_widths(const EncoderShape& s) {
+  check_shape(s);
+  return std::vector<LayerWidth>(static_cast<size_t>(s.layers), LayerWidth{s.heads, s.intermediate});
+}
+
+EncoderShape envelope(int64_t hidden, int64_t head_dim, const std::vector<LayerWidth>& widths) {
+  check_widths(hidden, head_dim, widths);
+  EncoderShape s{static_cast<int64_t>(widths.size()), 0, hidden, 0};
+  for (const LayerWidth& w : widths) {
+    s.heads = std::max(s.heads, w.heads);
+    s.intermediate = std::max(s.intermediate, w.intermediate);
+  }
+  return s;
 }
 
 }  // namespace
@@ -280,13 +333,23 @@ const char* layer_tensor_name(LayerTensor t) {
 }
 
 void layer_tensor_shape(const EncoderShape& s, LayerTensor t, int64_t* rows, int64_t* cols) {
-  const int64_t h = s.hidden, i = s.intermediate;
+  layer_tensor_shape(s.hidden, s.hidden, s.intermediate, t, rows, cols);
+}
+
+void layer_tensor_shape(int64_t h, int64_t w, int64_t i, LayerTensor t, int64_t* rows, int64_t* cols) {
   switch (t) {
     case LayerTensor::kQueryWeight:
     case LayerTensor::kKeyWeight:
     case LayerTensor::kValueWeight:
+      *rows = w, *cols = h;
+      return;
     case LayerTensor::kAttnOutWeight:
-      *rows = h, *cols = h;
+      *rows = h, *cols = w;
+      return;
+    case LayerTensor::kQueryBias:
+    case LayerTensor::kKeyBias:
+    case LayerTensor::kValueBias:
+      *rows = w, *cols = 0;
       return;
     case LayerTensor::kInterWeight:
       *rows = i, *cols = h;
@@ -297,9 +360,6 @@ void layer_tensor_shape(const EncoderShape& s, LayerTensor t, int64_t* rows, int
     case LayerTensor::kInterBias:
       *rows = i, *cols = 0;
       return;
-    case LayerTensor::kQueryBias:
-    case LayerTensor::kKeyBias:
-    case LayerTensor::kValueBias:
     case LayerTensor::kAttnOutBias:
     case LayerTensor::kAttnNormWeight:
     case LayerTensor::kAttnNormBias:
@@ -314,18 +374,27 @@ void layer_tensor_shape(const EncoderShape& s, LayerTensor t, int64_t* rows, int
   throw std::out_of_range("bad layer tensor index");
 }
 
-Encoder::Encoder(EncoderShape shape, float layer_norm_eps) : shape_(shape), eps_(layer_norm_eps) {
-  check_shape(shape_);
+Encoder::Encoder(EncoderShape shape, float layer_norm_eps)
+    : Encoder(shape.hidden, uniform_head_dim(shape), uniform_widths(shape), layer_norm_eps) {}
+
+Encoder::Encoder(int64_t hidden, int64_t head_dim, const std::vector<LayerWidth>& widths,
+                 float layer_norm_eps)
+    : shape_(envelope(hidden, head_dim, widths)), head_dim_(head_dim), widths_(widths), eps_(layer_norm_eps) {
   if (!(layer_norm_eps > 0.0f) || !std::isfinite(layer_norm_eps)) {
     throw std::invalid_argument("layer_norm_eps must be a positive finite number, got " +
                                 std::to_string(layer_norm_eps));
   }
-  const size_t h = static_cast<size_t>(shape_.hidden), i = static_cast<size_t>(shape_.intermediate);
-  layers_.resize(static_cast<size_t>(shape_.layers));
-  for (Layer& l : layers_) {
-    l.qkv_w.assign(3 * h * h, 0.0f);
-    l.qkv_b.assign(3 * h, 0.0f);
-    l.attn_out_w.assign(h * h, 0.0f);
+  const size_t h = static_cast<size_t>(hidden);
+  layers_.resize(widths.size());
+  for (size_t li = 0; li < widths.size(); ++li) {
+    Layer& l = layers_[li];
+    l.heads = widths[li].heads;
+    l.width = widths[li].heads * head_dim;
+    l.inter = widths[li].intermediate;
+    const size_t w = static_cast<size_t>(l.width), i = static_cast<size_t>(l.inter);
+    l.qkv_w.assign(3 * h * w, 0.0f);
+    l.qkv_b.assign(3 * w, 0.0f);
+    l.attn_out_w.assign(w * h, 0.0f);
     l.attn_out_b.assign(h, 0.0f);
     l.ln1_g.assign(h, 1.0f);
     l.ln1_b.assign(h, 0.0f);
@@ -338,13 +407,18 @@ Encoder::Encoder(EncoderShape shape, float layer_norm_eps) : shape_(shape), eps_
   }
 }
 
-void Encoder::set_tensor(int64_t layer, LayerTensor t, const float* data, int64_t numel) {
+void Encoder::tensor_shape(int64_t layer, LayerTensor t, int64_t* rows, int64_t* cols) const {
   if (layer < 0 || layer >= shape_.layers) {
     throw std::out_of_range("layer index " + std::to_string(layer) + " out of range [0, " +
                             std::to_string(shape_.layers) + ")");
   }
+  const Layer& l = layers_[static_cast<size_t>(layer)];
+  layer_tensor_shape(shape_.hidden, l.width, l.inter, t, rows, cols);
+}
+
+void Encoder::set_tensor(int64_t layer, LayerTensor t, const float* data, int64_t numel) {
   int64_t rows = 0, cols = 0;
-  layer_tensor_shape(shape_, t, &rows, &cols);
+  tensor_shape(layer, t, &rows, &cols);
   const int64_t expected = cols ? rows * cols : rows;
   if (numel != expected) {
     throw std::invalid_argument(std::string(layer_tensor_name(t)) + " of layer " + std::to_string(layer) +
@@ -353,9 +427,9 @@ void Encoder::set_tensor(int64_t layer, LayerTensor t, const float* data, int64_
   }
   std::lock_guard<std::mutex> lock(mutex_);
   Layer& l = layers_[static_cast<size_t>(layer)];
-  const int64_t h = shape_.hidden;
+  const int64_t h = shape_.hidden, w = l.width;
   // Weights are kept transposed, (in, out) row-major, which OpenBLAS multiplies ~5-10% faster than the torch
-  // (out, in) layout at these shapes; Q, K and V sit side by side in one (H, 3H) matrix.
+  // (out, in) layout at these shapes; Q, K and V sit side by side in one (H, 3W) matrix.
   auto put_transposed = [&](std::vector<float>& dst, int64_t ld, int64_t col0) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) dst[static_cast<size_t>(c * ld + col0 + r)] = data[r * cols + c];
@@ -363,25 +437,25 @@ void Encoder::set_tensor(int64_t layer, LayerTensor t, const float* data, int64_
   float* dst = nullptr;
   switch (t) {
     case LayerTensor::kQueryWeight:
-      return put_transposed(l.qkv_w, 3 * h, 0);
+      return put_transposed(l.qkv_w, 3 * w, 0);
     case LayerTensor::kKeyWeight:
-      return put_transposed(l.qkv_w, 3 * h, h);
+      return put_transposed(l.qkv_w, 3 * w, w);
     case LayerTensor::kValueWeight:
-      return put_transposed(l.qkv_w, 3 * h, 2 * h);
+      return put_transposed(l.qkv_w, 3 * w, 2 * w);
     case LayerTensor::kAttnOutWeight:
       return put_transposed(l.attn_out_w, h, 0);
     case LayerTensor::kInterWeight:
-      return put_transposed(l.inter_w, shape_.intermediate, 0);
+      return put_transposed(l.inter_w, l.inter, 0);
     case LayerTensor::kOutWeight:
       return put_transposed(l.out_w, h, 0);
     case LayerTensor::kQueryBias:
       dst = l.qkv_b.data();
       break;
     case LayerTensor::kKeyBias:
-      dst = l.qkv_b.data() + h;
+      dst = l.qkv_b.data() + w;
       break;
     case LayerTensor::kValueBias:
-      dst = l.qkv_b.data() + 2 * h;
+      dst = l.qkv_b.data() + 2 * w;
       break;
     case LayerTensor::kAttnOutBias:
       dst = l.attn_out_b.data();
@@ -454,14 +528,14 @@ void Encoder::forward(const float* hidden, const float* mask, int64_t batch, int
   }
   std::lock_guard<std::mutex> lock(mutex_);
   const EncoderOps& ops = select_encoder_ops();
-  const int64_t B = batch, L = seq_len, H = shape_.hidden, A = shape_.heads, I = shape_.intermediate;
-  const int64_t d = H / A, M = B * L;
+  const int64_t B = batch, L = seq_len, H = shape_.hidden, d = head_dim_, M = B * L;
+  const int64_t W_max = shape_.heads * d, I_max = shape_.intermediate;  // scratch fits the widest layer
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 
-  qkv_.resize(static_cast<size_t>(M * 3 * H));
-  ctx_.resize(static_cast<size_t>(M * H));
+  qkv_.resize(static_cast<size_t>(M * 3 * W_max));
+  ctx_.resize(static_cast<size_t>(M * W_max));
   x1_.resize(static_cast<size_t>(M * H));
-  inter_.resize(static_cast<size_t>(M * I));
+  inter_.resize(static_cast<size_t>(M * I_max));
   mask_bias_.resize(static_cast<size_t>(M));
   scores_.resize(static_cast<size_t>(threads * L * L));
   // transformers' extended attention mask: (1 - mask) * finfo(float32).min, added to the scaled scores.
@@ -480,33 +554,34 @@ void Encoder::forward(const float* hidden, const float* mask, int64_t batch, int
   auto no_rows = [](float*, int64_t, int64_t) {};
 
   for (const Layer& l : layers_) {
-    // QKV = X Wqkv^T + bqkv  (M, 3H)
+    const int64_t A = l.heads, W = l.width, I = l.inter;
+    // QKV = X Wqkv^T + bqkv  (M, 3W)
     const float* qkv_b = l.qkv_b.data();
     parallel_linear(
-        threads, x, M, H, l.qkv_w.data(), 3 * H, qkv,
+        threads, x, M, H, l.qkv_w.data(), 3 * W, qkv,
         [&](float* y, int64_t rows, int64_t cols, int64_t, int64_t c0) {
-          ops.add_bias(y, rows, cols, 3 * H, qkv_b + c0);
+          ops.add_bias(y, rows, cols, 3 * W, qkv_b + c0);
         },
         no_rows, false);
 
     // Per (batch, head): P = softmax(Q K^T / sqrt(d) + mask) (L, L); ctx_h = P V_h.
     pool.run(threads, B * A, [&](int64_t task, int thread) {
       const int64_t b = task / A, h = task % A;
-      const float* q = qkv + b * L * 3 * H + h * d;
-      const float* k = q + H;
-      const float* v = q + 2 * H;
+      const float* q = qkv + b * L * 3 * W + h * d;
+      const float* k = q + W;
+      const float* v = q + 2 * W;
       float* s = scores + thread * L * L;
-      gemm_nt(L, L, d, scale, q, 3 * H, k, 3 * H, s, L);
+      gemm_nt(L, L, d, scale, q, 3 * W, k, 3 * W, s, L);
       ops.masked_softmax(s, L, L, mask_bias + b * L);
-      gemm_nn(L, d, L, s, L, v, 3 * H, ctx + b * L * H + h * d, H);
+      gemm_nn(L, d, L, s, L, v, 3 * W, ctx + b * L * W + h * d, W);
     });
 
-    // X1 = LayerNorm(ctx Wo^T + bo + X)
+    // X1 = LayerNorm(ctx Wo^T + bo + X)  (ctx is (M, W))
     const float* ao_b = l.attn_out_b.data();
     const float* g1 = l.ln1_g.data();
     const float* b1 = l.ln1_b.data();
     parallel_linear(
-        threads, ctx, M, H, l.attn_out_w.data(), H, x1,
+        threads, ctx, M, W, l.attn_out_w.data(), H, x1,
         [&](float* y, int64_t rows, int64_t cols, int64_t r0, int64_t c0) {
           ops.add_bias_residual(y, rows, cols, H, ao_b + c0, x + r0 * H + c0);
         },

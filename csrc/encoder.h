@@ -1,5 +1,6 @@
 // Fused CPU forward pass of a BERT encoder stack <D, A, H, I> (Bort paper §2, the latency proxy i-hat;
-// DESIGN.md §5). Post-LayerNorm layout as in transformers' BertLayer, GELU (erf), float32.
+// DESIGN.md §5), or of one whose layers differ in heads and FFN width (DESIGN.md §1, the dynamic programme).
+// Post-LayerNorm layout as in transformers' BertLayer, GELU (erf), float32.
 //
 // Per layer, for X of shape (M = B*L, H):
 //   QKV = X Wqkv^T + bqkv                          (M, 3H)   one GEMM for the three projections
@@ -25,6 +26,13 @@ struct EncoderShape {
   int64_t intermediate;  // I
 };
 
+// One layer of a per-layer encoder: `heads` heads of the encoder's head_dim (attention width heads *
+// head_dim, which need not equal H) and `intermediate` FFN neurons.
+struct LayerWidth {
+  int64_t heads;
+  int64_t intermediate;
+};
+
 // Names of the per-layer tensors, in the order set_layer() takes them (transformers' BertLayer, torch layout:
 // a Linear's weight is (out_features, in_features)).
 enum class LayerTensor : int {
@@ -47,16 +55,27 @@ enum class LayerTensor : int {
   kCount
 };
 
-// Expected (rows, cols) of a layer tensor; cols == 0 for a vector.
+// Expected (rows, cols) of a layer tensor; cols == 0 for a vector. W = attention width (H for a uniform
+// layer): Q/K/V weights are (W, H), their biases (W,), the attention output weight (H, W).
 void layer_tensor_shape(const EncoderShape& shape, LayerTensor t, int64_t* rows, int64_t* cols);
+void layer_tensor_shape(int64_t hidden, int64_t attention, int64_t intermediate, LayerTensor t, int64_t* rows,
+                        int64_t* cols);
 const char* layer_tensor_name(LayerTensor t);
 
 class Encoder {
  public:
   // Throws std::invalid_argument for non-positive sizes, hidden % heads != 0 or eps <= 0.
   Encoder(EncoderShape shape, float layer_norm_eps);
+  // Per-layer widths (bortfast.space.PerLayerArch): every layer shares H and head_dim; layer l has widths[l].
+  // Throws std::invalid_argument for an empty list or non-positive sizes.
+  Encoder(int64_t hidden, int64_t head_dim, const std::vector<LayerWidth>& widths, float layer_norm_eps);
 
+  // Uniform: as constructed. Per-layer: layers, the largest heads, H, the largest intermediate.
   const EncoderShape& shape() const { return shape_; }
+  int64_t head_dim() const { return head_dim_; }
+  const std::vector<LayerWidth>& widths() const { return widths_; }
+  // layer_tensor_shape of layer `layer`; throws std::out_of_range on a bad index.
+  void tensor_shape(int64_t layer, LayerTensor t, int64_t* rows, int64_t* cols) const;
   float layer_norm_eps() const { return eps_; }
 
   // Copy one tensor of layer `layer` (numel must match layer_tensor_shape); throws std::out_of_range /
@@ -77,8 +96,9 @@ class Encoder {
  private:
   struct Layer {
     // Weights transposed to (in, out): Y = X W^T becomes a plain Y = X Wt.
-    std::vector<float> qkv_w, qkv_b;            // (H, 3H), (3H,)
-    std::vector<float> attn_out_w, attn_out_b;  // (H, H), (H,)
+    int64_t heads = 0, width = 0, inter = 0;    // A_l, W_l = A_l * head_dim, I_l
+    std::vector<float> qkv_w, qkv_b;            // (H, 3W), (3W,)
+    std::vector<float> attn_out_w, attn_out_b;  // (W, H), (H,)
     std::vector<float> ln1_g, ln1_b;            // (H,)
     std::vector<float> inter_w, inter_b;        // (H, I), (I,)
     std::vector<float> out_w, out_b;            // (I, H), (H,)
@@ -86,6 +106,8 @@ class Encoder {
   };
 
   EncoderShape shape_;
+  int64_t head_dim_;
+  std::vector<LayerWidth> widths_;
   float eps_;
   std::vector<Layer> layers_;
   // Scratch reused across calls (grown on demand); guarded by mutex_.

@@ -4,6 +4,7 @@ benchmarks/test_cpu_speedup.py)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,16 @@ def test_run_speedup_on_tiny_student_and_teacher(dirs, tmp_path):
     assert len(sentences) == 40 and all(isinstance(s, str) and s for s in sentences)
     result = run_speedup(out_dir=str(tmp_path), student_dir=str(dirs["student"]), teacher_dir=str(dirs["teacher"]),
                          include_large=False, sentences=sentences, batch_sizes=(1, 2), seq_len=16, threads=1,
-                         rounds=2, e2e_batch_size=8, progress=False)
+                         rounds=2, min_samples=4, e2e_rounds=2, e2e_batch_size=8, progress=False)
     saved = json.loads((tmp_path / "speedup.json").read_text())
     assert (tmp_path / "speedup.png").read_bytes()[:4] == b"\x89PNG"
     assert saved["archs"] == {"student": [1, 4, 32, 64], "teacher": [3, 4, 48, 96], "large": None}
-    # 3 ORT engines + torch base, 2 batch sizes, 2 timed rounds each
-    assert len(saved["fixed"]) == 8 and all(len(r["times_ms"]) == 2 for r in saved["fixed"])
+    # 3 ORT engines + torch base, 2 batch sizes, >= 4 samples each, each engine in its own worker process
+    assert len(saved["fixed"]) == 8 and all(len(r["times_ms"]) == r["n"] >= 4 for r in saved["fixed"])
+    assert all(r["min_ms"] <= r["median_ms"] <= r["max_ms"] for r in saved["fixed"])
+    pids = [r["pid"] for r in saved["fixed"]] + [r["pid"] for r in saved["e2e"]]
+    assert len(set(pids)) == len(pids) and os.getpid() not in pids
+    assert saved["timing"]["fixed"]["min_samples"] == 4 and all(r["n"] == 2 for r in saved["e2e"])
     assert all(e["fusion_complete"] for e in saved["exports"].values())
     flops = saved["flops"]["encoder_formula"]
     assert flops["ratio"] == pytest.approx(flops["teacher"] / flops["student"])
@@ -60,7 +65,7 @@ def test_run_speedup_on_tiny_student_and_teacher(dirs, tmp_path):
 def test_bench_cli_and_bad_input(dirs, tmp_path, capsys):
     assert main(["bench", "--out", str(tmp_path), "--student", str(dirs["student"]), "--teacher",
                  str(dirs["teacher"]), "--no-large", "--batch-sizes", "1", "--seq-len", "8", "--threads", "1",
-                 "--rounds", "1"]) == 0
+                 "--rounds", "1", "--min-samples", "2"]) == 0
     out = capsys.readouterr().out
     assert "same engine b1" in out and "target fp32_vs_torch_base_b1" in out
     assert json.loads((tmp_path / "speedup.json").read_text())["e2e"] == []

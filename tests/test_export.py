@@ -155,3 +155,37 @@ def test_rejects_unsupported_class_opset_and_quantize(tmp_path):
     with pytest.raises(ValueError, match="BertForPreTraining"):
         to_onnx(model_dir, tmp_path / "x.onnx")
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_precision_auto_times_both_measures_agreement_and_ships_one(tmp_path, capsys):
+    from bortfast.cli import main
+    from bortfast.export.precision import PrecisionConfig, choose_precision, decide
+    from bortfast.profile.timing import TimingConfig
+
+    fast = TimingConfig(rounds=2, min_samples=4, warmup=1, settle_s=0.0)
+    encoder = make_model(tmp_path / "enc", hidden=64, heads=4, layers=2, intermediate=128)
+    report = choose_precision(encoder, tmp_path / "enc.onnx", config=PrecisionConfig(
+        threads=1, seq_len=32, sample_size=20, timing=fast, min_speedup=1e-6))  # any speed passes: agreement decides
+    assert report.agreement_metric == "cosine" and 0.99 <= report.agreement <= 1.0 + 1e-9
+    assert report.chosen == "int8" and "agrees" in report.reason
+    assert {k: v["n"] >= 4 for k, v in report.timings.items()} == {"fp32": True, "int8": True}
+    assert report.timings["fp32"]["pid"] != report.timings["int8"]["pid"]
+    assert report.int8_speedup == pytest.approx(report.timings["fp32"]["median_ms"]
+                                                / report.timings["int8"]["median_ms"])
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "enc.onnx")).graph.node}
+    assert "MatMulInteger" in ops  # the file shipped is the INT8 one
+    # a classifier: prediction agreement; an impossible speed bar keeps fp32
+    clf = make_model(tmp_path / "clf", BertForSequenceClassification, hidden=64, heads=4)
+    assert main(["export", "--model", str(clf), "--out", str(tmp_path / "clf.onnx"), "--precision", "auto",
+                 "--threads", "1", "--seq-len", "16", "--min-speedup", "1000", "--report",
+                 str(tmp_path / "r.json")]) == 0
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["chosen"] == "fp32" and "needs >= 1000" in saved["reason"]
+    assert saved["agreement_metric"] == "prediction_agreement" and 0 <= saved["agreement"] <= 1
+    assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(tmp_path / "clf.onnx")).graph.node}
+    assert decide(2.0, 0.5, PrecisionConfig()) == ("fp32", "INT8 agrees only 0.5000 with fp32 (needs >= 0.99)")
+    with pytest.raises(ValueError, match="min_agreement must be in"):
+        PrecisionConfig(min_agreement=1.5)
+    assert main(["export", "--model", str(clf), "--out", str(tmp_path / "x.onnx"), "--int8", "--precision",
+                 "fp32"]) == 2
+    assert "--int8 contradicts --precision fp32" in capsys.readouterr().err

@@ -73,6 +73,13 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     assert state["stages"]["quality"]["outputs"]["sentences"] == len(heldout.read_text().splitlines())
     speedup = json.loads((out / "speedup.json").read_text())
     assert speedup["archs"]["student"] == [best[k] for k in ("layers", "heads", "hidden", "intermediate")]
+    # The benchmark stage's precision choice rests on isolated fp32/INT8 timings and an agreement figure.
+    precision = state["stages"]["bench"]["outputs"]["precision"]
+    assert precision["chosen"] in ("fp32", "int8") and precision["file"] in ("model.onnx", "model.int8.onnx")
+    assert precision["agreement_metric"] == "cosine" and 0.5 < precision["agreement"] <= 1 + 1e-9
+    assert precision["fp32"]["n"] >= 10 and precision["int8_speedup"] == pytest.approx(
+        precision["fp32"]["median_ms"] / precision["int8"]["median_ms"])
+    assert len({r["pid"] for r in speedup["fixed"]}) == len(speedup["fixed"])  # one worker process per engine
 
     # Re-running the same command resumes: every stage is skipped and the results are untouched.
     before = (out / "search.json").read_bytes()
@@ -123,6 +130,10 @@ def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_co
     assert state["stages"]["finetune"]["outputs"]["task"] == "sst2"
     assert "accuracy" in state["stages"]["finetune"]["outputs"]["result"]["dev"]
     assert "## Fine-tuning (sst2" in (tmp_path / "run" / "summary.md").read_text()
+    # An MLM teacher: the quality stage scores held-out masked-token accuracy of both models.
+    mlm = state["stages"]["quality"]["outputs"]["mlm"]
+    assert 0 <= mlm["student"]["accuracy"] <= 1 and mlm["teacher"]["masked_tokens"] == mlm["student"]["masked_tokens"]
+    assert "masked-token accuracy" in (tmp_path / "run" / "summary.md").read_text()
 
 
 def test_run_config_rejects_bad_values(tmp_path):

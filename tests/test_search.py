@@ -202,7 +202,8 @@ def test_result_json_round_trip_plot_and_table(space, teacher, tmp_path):
     assert loaded.best_arch == result.best_arch
     data = json.loads((tmp_path / "search.json").read_text())
     row = data["candidates"][result.best]
-    assert set(row) == {"arch", "params", "flops", "latency", "pivot", "error", "theta", "w"}
+    assert set(row) == {"arch", "params", "flops", "latency", "pivot", "error", "theta", "w", "teacher_layers"}
+    assert row["teacher_layers"] is None  # set only for per-layer candidates (bortfast search --per-layer)
     assert data["best"] == result.best and data["settings"]["eps"] == 3
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = format_top(result, 10).splitlines()

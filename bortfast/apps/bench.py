@@ -1,8 +1,9 @@
 """The CPU speed-up benchmark behind the Bort paper's claim (de Wynter & Perry 2020, §5: Bort ⟨4, 8, 1024, 768⟩ is
 7.9x faster than BERT-base and 20x faster than BERT-large on a CPU — hardware and settings unstated).
 
-:func:`run_speedup` measures, in one process with interleaved rounds (every engine timed once per round, so load
-changes on a shared machine hit all engines alike):
+:func:`run_speedup` times every engine in its own worker process (:mod:`bortfast.profile.timing`: no other
+engine's thread pool is alive or spinning while one runs), turns alternating A B A B across the engines so slow
+drift on a shared machine hits all of them alike, and reports min/median/max and the number of samples:
 
 (a) fixed shape (batch ``B`` ∈ ``batch_sizes``, length ``seq_len``): HF transformers PyTorch fp32 BERT-base and
     BERT-large (what a user runs by default) vs the bortfast-deployed student in ONNX Runtime, fp32 and INT8;
@@ -19,17 +20,26 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bortfast._base.checks import check_int, check_positive_ints
 from bortfast._base.io import atomic_path, write_json
+from bortfast.profile.timing import (
+    DEFAULT_ORT_SPINNING,
+    Engine,
+    TimingConfig,
+    fixed_feed,
+    ort_session_engine,
+    time_engines,
+    torch_model_engine,
+)
 from bortfast.space import Arch
 
 BORT = Arch(4, 8, 1024, 768)
@@ -58,43 +68,59 @@ class SpeedupConfig:
     sentences: list[str] | None = None  # end-to-end inputs (None: skip part c)
     batch_sizes: tuple[int, ...] = (1, 8)  # fixed-shape batch sizes
     seq_len: int = 128  # fixed-shape sequence length
-    threads: int = 2  # torch.set_num_threads and ORT intra_op_num_threads
-    rounds: int = 5  # interleaved timing rounds (fixed shape)
-    warmup: int = 2  # untimed calls per case before the rounds (torch's first calls are slow)
-    e2e_rounds: int = 1  # interleaved rounds over all sentences
+    threads: int = 2  # torch.set_num_threads and ORT intra_op_num_threads (in each engine's worker)
+    rounds: int = 10  # at least this many alternating timing rounds (fixed shape)
+    min_samples: int = 30  # ... and more until every engine has this many timed calls
+    warmup: int = 3  # untimed calls per engine before the rounds (torch's first calls are slow)
+    e2e_rounds: int = 3  # alternating rounds over all sentences (one timed pass each)
     e2e_batch_size: int = 32
+    spinning: bool = DEFAULT_ORT_SPINNING  # ORT idle spinning in the ORT engines (the runtime's default)
     seed: int = 0
     work_dir: str | None = None  # where exported ONNX files go (default: a temporary directory)
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "threads", "rounds", "e2e_rounds", "e2e_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SpeedupConfig.{name} must be a positive int, got {value!r}")
-        if self.warmup < 0:
-            raise ValueError(f"SpeedupConfig.warmup must be >= 0, got {self.warmup}")
+        check_positive_ints(self, ("seq_len", "threads", "rounds", "min_samples", "e2e_rounds", "e2e_batch_size"),
+                            "SpeedupConfig.")
+        check_int("SpeedupConfig.warmup", self.warmup, 0)
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
             raise ValueError(f"SpeedupConfig.batch_sizes must be positive ints, got {self.batch_sizes!r}")
         self.batch_sizes = tuple(int(b) for b in self.batch_sizes)
         if self.sentences is not None and not self.sentences:
             raise ValueError("SpeedupConfig.sentences is an empty list: pass None to skip the end-to-end part")
 
+    def timing(self) -> TimingConfig:
+        """The isolated-timing settings of the fixed-shape part."""
+        return TimingConfig(rounds=self.rounds, min_samples=self.min_samples, warmup=self.warmup)
+
+    def e2e_timing(self) -> TimingConfig:
+        """End to end: one pass over all sentences per turn (they last seconds), ``e2e_rounds`` of them."""
+        return TimingConfig(rounds=self.e2e_rounds, min_samples=self.e2e_rounds, warmup=1, turn_seconds=1e-9,
+                            max_calls_per_turn=1)
+
 
 @dataclass
-class Case:
-    """One timed engine × input shape."""
+class Models:
+    """The models of one run: directories (saved random ones when none were given) and their architectures."""
 
-    name: str  # engine, e.g. "torch BERT-base fp32"
-    part: str  # "fixed" or "e2e"
-    batch: int | None  # fixed-shape batch size (None for e2e)
-    run: Callable[[], Any] = field(repr=False)
-    times: list[float] = field(default_factory=list)
-    last: Any = field(default=None, repr=False)  # the output of the last timed call
+    student_dir: Path
+    teacher_dir: Path
+    student_arch: Arch
+    teacher_arch: Arch
+    base_label: str  # "BERT-base" for the random default, else "teacher" (never "BERT-base" for another model)
+    large_dir: Path | None  # BERT-large checkpoint, or None for a random one (when include_large)
+    large_arch: Arch | None
+    exports: dict[str, Any] = field(default_factory=dict)  # key -> ExportReport
+    onnx: dict[str, Path] = field(default_factory=dict)  # key -> exported file
 
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times)
+    def names(self) -> dict[str, str]:
+        return {
+            "torch_base": f"torch {self.base_label} fp32 {self.teacher_arch}",
+            "torch_large": f"torch BERT-large fp32 {self.large_arch}",
+            "student_fp32": f"ORT student fp32 {self.student_arch}",
+            "student_int8": f"ORT student int8 {self.student_arch}",
+            "teacher_fp32": f"ORT {self.base_label} fp32 {self.teacher_arch}",
+        }
 
 
 def _log(cfg: SpeedupConfig, msg: str) -> None:
@@ -156,33 +182,12 @@ def full_model_flops(model: Any, batch: int, seq_len: int) -> int:
         model.set_attn_implementation(previous)
     return int(counter.get_total_flops())
 
-
-def _torch_forward(model: Any, inputs: dict[str, Any]) -> Any:
-    import torch
-
-    with torch.inference_mode():
-        return model(**inputs)
-
-
-def _interleave(cases: Sequence[Case], rounds: int, warmup: int, cfg: SpeedupConfig, label: str) -> None:
-    for case in cases:
-        for _ in range(warmup):
-            case.run()
-    for r in range(rounds):
-        for case in cases:
-            t0 = time.perf_counter()
-            case.last = case.run()
-            case.times.append(time.perf_counter() - t0)
-        _log(cfg, f"{label} round {r + 1}/{rounds}: " +
-             ", ".join(f"{c.name} B={c.batch}: {c.times[-1] * 1e3:.0f} ms" if c.batch else
-                       f"{c.name}: {c.times[-1]:.2f} s" for c in cases))
-
-
 def run_speedup(config: SpeedupConfig | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run the benchmark (see the module docstring); returns the result written to ``speedup.json``.
 
-    Pass a :class:`SpeedupConfig` or its fields as keyword arguments. torch runs on ``threads`` threads for the
-    call; the caller's thread count is restored afterwards.
+    Pass a :class:`SpeedupConfig` or its fields as keyword arguments. Every engine is timed in its own worker
+    process (:mod:`bortfast.profile.timing`); torch in this process (export, FLOP counts) runs on ``threads``
+    threads for the call and the caller's thread count is restored afterwards.
     """
     from bortfast._base.state import torch_threads
 
@@ -192,211 +197,42 @@ def run_speedup(config: SpeedupConfig | None = None, **kwargs: Any) -> dict[str,
 
 
 def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
-    import onnxruntime as ort
-    import torch
-    import transformers
-
-    from bortfast.export.onnx import to_onnx
-    from bortfast.runtime import Classifier, Encoder
-
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     t_start = time.perf_counter()
-    hf_tokenizer = _load_hf_tokenizer(cfg.tokenizer)
     tmp = tempfile.TemporaryDirectory(prefix="bortfast-bench-") if cfg.work_dir is None else None
     work = Path(cfg.work_dir) if cfg.work_dir is not None else Path(tmp.name)  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
     try:
-        # ---- models ----------------------------------------------------------------------------------------
-        student_dir = Path(cfg.student_dir) if cfg.student_dir else None
-        teacher_dir = Path(cfg.teacher_dir) if cfg.teacher_dir else None
-        if student_dir is None:
-            _log(cfg, f"building random-weight student {BORT}")
-            student_dir = _save_random(BORT, work / "student", hf_tokenizer, cfg.seed)
-        if teacher_dir is None:
-            _log(cfg, f"building random-weight BERT-base {BERT_BASE}")
-            teacher_dir = _save_random(BERT_BASE, work / "teacher", hf_tokenizer, cfg.seed + 1)
-        student_arch, teacher_arch = _arch_of(student_dir), _arch_of(teacher_dir)
-        base_label = "BERT-base" if cfg.teacher_dir is None else "teacher"  # never "BERT-base" for another model
-        exports = {}
-        for key, model_dir, quant in (("student_fp32", student_dir, None), ("student_int8", student_dir, "int8"),
-                                      ("teacher_fp32", teacher_dir, None)):
-            _log(cfg, f"exporting {key} from {model_dir}")
-            exports[key] = to_onnx(model_dir, work / f"{key}.onnx", quantize=quant)
-
-        def torch_model(model_dir: Path) -> Any:
-            cfg_ = transformers.AutoConfig.from_pretrained(model_dir)
-            name = (cfg_.architectures or ["BertModel"])[0]
-            return getattr(transformers, name).from_pretrained(model_dir).eval()
-
-        teacher_torch = torch_model(teacher_dir)
-        large_torch, large_arch = None, None
-        if cfg.include_large:
-            if cfg.large_dir:
-                large_torch, large_arch = torch_model(Path(cfg.large_dir)), _arch_of(cfg.large_dir)
-            else:
-                _log(cfg, f"building random-weight BERT-large {BERT_LARGE}")
-                torch.manual_seed(cfg.seed + 2)
-                large_torch = transformers.BertModel(BERT_LARGE.to_bert_config()).eval()
-                large_arch = BERT_LARGE
-
-        def session(path: Path) -> Any:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = cfg.threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.log_severity_level = 3
-            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-        sessions = {key: session(work / f"{key}.onnx") for key in exports}
-        names = {
-            "torch_base": f"torch {base_label} fp32 {teacher_arch}",
-            "torch_large": f"torch BERT-large fp32 {large_arch}",
-            "student_fp32": f"ORT student fp32 {student_arch}",
-            "student_int8": f"ORT student int8 {student_arch}",
-            "teacher_fp32": f"ORT {base_label} fp32 {teacher_arch}",
-        }
-
-        # ---- (a)+(b) fixed shape -----------------------------------------------------------------------------
-        rng = np.random.default_rng(cfg.seed)
-        fixed: list[Case] = []
-        for batch in cfg.batch_sizes:
-            vocab = min(student_arch.vocab_size, teacher_arch.vocab_size)
-            feed = {"input_ids": rng.integers(min(1000, vocab // 2), vocab, (batch, cfg.seq_len)).astype(np.int64),
-                    "attention_mask": np.ones((batch, cfg.seq_len), dtype=np.int64),
-                    "token_type_ids": np.zeros((batch, cfg.seq_len), dtype=np.int64)}
-            tfeed = {k: torch.from_numpy(v) for k, v in feed.items()}
-
-            fixed.append(Case(names["torch_base"], "fixed", batch,
-                              lambda m=teacher_torch, f=tfeed: _torch_forward(m, f)))
-            if large_torch is not None:
-                fixed.append(Case(names["torch_large"], "fixed", batch,
-                                  lambda m=large_torch, f=tfeed: _torch_forward(m, f)))
-            for key in ("student_fp32", "student_int8", "teacher_fp32"):
-                fixed.append(Case(names[key], "fixed", batch, lambda s=sessions[key], f=feed: s.run(None, f)))
-        _log(cfg, f"fixed shape L={cfg.seq_len}, B={list(cfg.batch_sizes)}, {cfg.threads} threads, "
-                  f"{cfg.rounds} interleaved rounds")
-        _interleave(fixed, cfg.rounds, cfg.warmup, cfg, "fixed")
-
-        def times_of(name: str, batch: int) -> list[float]:
-            return next(c.times for c in fixed if c.name == name and c.batch == batch)
-
-        def median_of(name: str, batch: int) -> float | None:
-            hit = [c for c in fixed if c.name == name and c.batch == batch]
-            return hit[0].median if hit else None
-
-        fixed_rows, speedups = [], {}
-        for batch in cfg.batch_sizes:
-            base, large = median_of(names["torch_base"], batch), median_of(names["torch_large"], batch)
-            for key in ("student_fp32", "student_int8", "teacher_fp32"):
-                t = median_of(names[key], batch)
-                speedups[f"{key}_vs_torch_base_b{batch}"] = base / t
-                if large is not None:
-                    speedups[f"{key}_vs_torch_large_b{batch}"] = large / t
-            for c in fixed:
-                if c.batch == batch:
-                    fixed_rows.append({"engine": c.name, "batch": batch, "seq_len": cfg.seq_len,
-                                       "median_ms": c.median * 1e3, "min_ms": min(c.times) * 1e3,
-                                       "times_ms": [t * 1e3 for t in c.times],
-                                       "speedup_vs_torch_base": base / c.median,
-                                       "speedup_vs_torch_base_min": min(times_of(names["torch_base"], batch))
-                                       / min(c.times),
-                                       "speedup_vs_torch_large": (large / c.median) if large else None})
-
-        # FLOP ratios: encoder closed form and full-model counts (at the fixed shape, B=1)
-        student_torch = torch_model(student_dir)
-        flops = {
-            "encoder_formula": {"teacher": teacher_arch.flops(1, cfg.seq_len),
-                                "student": student_arch.flops(1, cfg.seq_len)},
-            "full_model_counted": {"teacher": full_model_flops(teacher_torch, 1, cfg.seq_len),
-                                   "student": full_model_flops(student_torch, 1, cfg.seq_len)},
-        }
-        for entry in flops.values():
-            entry["ratio"] = entry["teacher"] / entry["student"]
-        if large_torch is not None and large_arch is not None:
-            flops["encoder_formula"]["large"] = large_arch.flops(1, cfg.seq_len)
-        same_engine = {}
-        for batch in cfg.batch_sizes:
-            ratio = median_of(names["teacher_fp32"], batch) / median_of(names["student_fp32"], batch)
-            same_engine[f"b{batch}"] = {"latency_ratio": ratio,
-                                        "vs_encoder_flop_ratio": ratio / flops["encoder_formula"]["ratio"],
-                                        "vs_full_model_flop_ratio": ratio / flops["full_model_counted"]["ratio"]}
-        del student_torch
-
-        # ---- (c) end to end ---------------------------------------------------------------------------------
-        e2e_rows: list[dict[str, Any]] = []
-        if cfg.sentences is not None:
-            sentences = list(cfg.sentences)
-            teacher_tok = transformers.AutoTokenizer.from_pretrained(teacher_dir)
-            is_classifier = exports["student_fp32"].output_name == "logits"
-            deployed_cls = Classifier if is_classifier else Encoder
-            deployed = {key: deployed_cls(work / f"{key}.onnx", threads=cfg.threads,
-                                          batch_size=cfg.e2e_batch_size)
-                        for key in ("student_fp32", "student_int8")}
-            max_len = teacher_torch.config.max_position_embeddings
-
-            def torch_e2e() -> np.ndarray:
-                outs = []
-                with torch.inference_mode():
-                    for start in range(0, len(sentences), cfg.e2e_batch_size):
-                        batch = teacher_tok(sentences[start:start + cfg.e2e_batch_size], padding=True,
-                                            truncation=True, max_length=max_len, return_tensors="pt")
-                        out = teacher_torch(**batch, return_dict=False)[0]
-                        outs.append((out if out.ndim == 2 else out[:, 0]).numpy())
-                return np.concatenate(outs)
-
-            def deployed_e2e(model: Any) -> np.ndarray:
-                return model.logits(sentences) if is_classifier else model.encode(sentences)
-
-            cases = [Case(names["torch_base"], "e2e", None, torch_e2e)]
-            cases += [Case(names[key], "e2e", None, lambda m=deployed[key]: deployed_e2e(m)) for key in deployed]
-            _log(cfg, f"end to end: {len(sentences)} sentences, batch {cfg.e2e_batch_size}, "
-                      f"{cfg.e2e_rounds} rounds")
-            _interleave(cases, cfg.e2e_rounds, 0, cfg, "e2e")
-            base = cases[0].median
-            for c in cases:
-                row = {"engine": c.name, "sentences": len(sentences), "median_s": c.median,
-                       "sentences_per_s": len(sentences) / c.median, "speedup_vs_torch_base": base / c.median}
-                if is_classifier:
-                    row["predictions"] = np.asarray(c.last).argmax(1).tolist()
-                e2e_rows.append(row)
-            speedups["e2e_student_fp32_vs_torch_base"] = e2e_rows[1]["speedup_vs_torch_base"]
-            speedups["e2e_student_int8_vs_torch_base"] = e2e_rows[2]["speedup_vs_torch_base"]
-
-        # ---- targets ----------------------------------------------------------------------------------------
-        b0 = cfg.batch_sizes[0]
-        measured = {
-            "int8_vs_torch_base_b1": speedups.get(f"student_int8_vs_torch_base_b{b0}"),
-            "int8_vs_torch_large_b1": speedups.get(f"student_int8_vs_torch_large_b{b0}"),
-            "fp32_vs_torch_base_b1": speedups.get(f"student_fp32_vs_torch_base_b{b0}"),
-            "same_engine_vs_flop_ratio": same_engine[f"b{b0}"]["vs_encoder_flop_ratio"],
-        }
-        targets = {k: {"target": TARGETS[k], "measured": v, "met": (v is not None and v >= TARGETS[k]),
-                       "batch": b0} for k, v in measured.items()}
+        models = _prepare_models(cfg, work)
+        _export_models(cfg, models, work)
+        flops = _flop_counts(cfg, models)
+        fixed_rows, speedups = _time_fixed_shapes(cfg, models)
+        same_engine = _same_engine_ratios(cfg, models, fixed_rows, flops)
+        e2e_rows = _time_end_to_end(cfg, models, speedups) if cfg.sentences is not None else []
         result = {
             "claim": "Bort <4,8,1024,768> is 7.9x faster than BERT-base and 20x faster than BERT-large on a CPU "
                      "(de Wynter & Perry 2020, §5)",
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-            "baseline": f"{base_label} {teacher_arch}",
-            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpu_count": os.cpu_count(), "threads": cfg.threads,
-                        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
-                        "torch": torch.__version__, "transformers": transformers.__version__,
-                        "onnxruntime": ort.__version__},
+            "baseline": f"{models.base_label} {models.teacher_arch}",
+            "machine": _machine(cfg, load_before),
+            "timing": {"method": "each engine in its own worker process, turns alternating across engines "
+                                 "(bortfast.profile.timing)", "fixed": asdict(cfg.timing()),
+                       "e2e": asdict(cfg.e2e_timing())},
             "config": {k: v for k, v in cfg.__dict__.items() if k != "sentences"} |
                       {"sentences": None if cfg.sentences is None else len(cfg.sentences)},
-            "archs": {"student": student_arch.tuple, "teacher": teacher_arch.tuple,
-                      "large": large_arch.tuple if large_arch else None},
+            "archs": {"student": models.student_arch.tuple, "teacher": models.teacher_arch.tuple,
+                      "large": models.large_arch.tuple if models.large_arch else None},
             "exports": {k: {"fused_ops": r.fused_ops, "fusion_complete": r.fusion_complete,
                             "parity_max_abs_diff": r.parity_max_abs_diff, "parity_cosine": r.parity_cosine,
-                            "file_bytes": r.file_bytes} for k, r in exports.items()},
+                            "file_bytes": r.file_bytes} for k, r in models.exports.items()},
             "fixed": fixed_rows,
             "speedups": speedups,
             "flops": flops,
             "same_engine": same_engine,
             "e2e": e2e_rows,
-            "targets": targets,
+            "targets": _targets(cfg, speedups, same_engine),
             "seconds": time.perf_counter() - t_start,
         }
         write_json(out_dir / "speedup.json", result)
@@ -405,6 +241,214 @@ def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _prepare_models(cfg: SpeedupConfig, work: Path) -> Models:
+    """The student and teacher directories (random-weight Bort / BERT-base saved under ``work`` when not given)."""
+    hf_tokenizer = _load_hf_tokenizer(cfg.tokenizer)
+    student_dir = Path(cfg.student_dir) if cfg.student_dir else None
+    teacher_dir = Path(cfg.teacher_dir) if cfg.teacher_dir else None
+    if student_dir is None:
+        _log(cfg, f"building random-weight student {BORT}")
+        student_dir = _save_random(BORT, work / "student", hf_tokenizer, cfg.seed)
+    if teacher_dir is None:
+        _log(cfg, f"building random-weight BERT-base {BERT_BASE}")
+        teacher_dir = _save_random(BERT_BASE, work / "teacher", hf_tokenizer, cfg.seed + 1)
+    large_dir, large_arch = None, None
+    if cfg.include_large:
+        large_dir = Path(cfg.large_dir) if cfg.large_dir else None
+        large_arch = _arch_of(large_dir) if large_dir else BERT_LARGE
+    return Models(student_dir=student_dir, teacher_dir=teacher_dir, student_arch=_arch_of(student_dir),
+                  teacher_arch=_arch_of(teacher_dir), base_label="BERT-base" if cfg.teacher_dir is None else "teacher",
+                  large_dir=large_dir, large_arch=large_arch)
+
+
+def _export_models(cfg: SpeedupConfig, models: Models, work: Path) -> None:
+    from bortfast.export.onnx import to_onnx
+
+    for key, model_dir, quant in (("student_fp32", models.student_dir, None),
+                                  ("student_int8", models.student_dir, "int8"),
+                                  ("teacher_fp32", models.teacher_dir, None)):
+        _log(cfg, f"exporting {key} from {model_dir}")
+        models.onnx[key] = work / f"{key}.onnx"
+        models.exports[key] = to_onnx(model_dir, models.onnx[key], quantize=quant)
+
+
+def _flop_counts(cfg: SpeedupConfig, models: Models) -> dict[str, Any]:
+    """FLOP ratios teacher / student: the encoder closed form and full-model counts (B=1, the fixed length)."""
+    import transformers
+
+    def counted(model_dir: Path) -> int:
+        name = (transformers.AutoConfig.from_pretrained(model_dir).architectures or ["BertModel"])[0]
+        model = getattr(transformers, name).from_pretrained(model_dir).eval()
+        return full_model_flops(model, 1, cfg.seq_len)
+
+    flops: dict[str, Any] = {
+        "encoder_formula": {"teacher": models.teacher_arch.flops(1, cfg.seq_len),
+                            "student": models.student_arch.flops(1, cfg.seq_len)},
+        "full_model_counted": {"teacher": counted(models.teacher_dir), "student": counted(models.student_dir)},
+    }
+    for entry in flops.values():
+        entry["ratio"] = entry["teacher"] / entry["student"]
+    if models.large_arch is not None:
+        flops["encoder_formula"]["large"] = models.large_arch.flops(1, cfg.seq_len)
+    return flops
+
+
+def _fixed_engines(cfg: SpeedupConfig, models: Models, batch: int) -> list[Engine]:
+    """The engines of one fixed shape, each to run in its own worker."""
+    names = models.names()
+    vocab = min(models.student_arch.vocab_size, models.teacher_arch.vocab_size)
+    feed = fixed_feed(vocab, batch, cfg.seq_len, cfg.seed + batch)
+    engines = [Engine(names["torch_base"], str(models.teacher_dir), torch_model_engine,
+                      {"feed": feed, "threads": cfg.threads, "model_dir": str(models.teacher_dir)})]
+    if models.large_arch is not None:
+        if models.large_dir is not None:
+            spec: dict[str, Any] = {"model_dir": str(models.large_dir)}
+        else:
+            spec = {"config": models.large_arch.to_bert_config().to_dict(), "seed": cfg.seed + 2}
+        engines.append(Engine(names["torch_large"], str(models.large_dir or f"random {models.large_arch}"),
+                              torch_model_engine, {"feed": feed, "threads": cfg.threads, **spec}))
+    for key in ("student_fp32", "student_int8", "teacher_fp32"):
+        engines.append(Engine(names[key], str(models.onnx[key]), ort_session_engine,
+                              {"path": str(models.onnx[key]), "feed": feed, "threads": cfg.threads,
+                               "spinning": cfg.spinning}))
+    return engines
+
+
+def _time_fixed_shapes(cfg: SpeedupConfig, models: Models) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """(a) every engine at each fixed shape, isolated; rows per engine and the speed-ups over torch."""
+    names = models.names()
+    rows: list[dict[str, Any]] = []
+    speedups: dict[str, float] = {}
+    for batch in cfg.batch_sizes:
+        _log(cfg, f"fixed shape B={batch}, L={cfg.seq_len}, {cfg.threads} threads: each engine in its own "
+                  f"process, >= {cfg.rounds} alternating rounds, >= {cfg.min_samples} samples")
+        timings = time_engines(_fixed_engines(cfg, models, batch), cfg.timing(), progress=cfg.progress)["timings"]
+        base = timings[names["torch_base"]]
+        large = timings.get(names["torch_large"])
+        for key in ("student_fp32", "student_int8", "teacher_fp32"):
+            speedups[f"{key}_vs_torch_base_b{batch}"] = base.median_ms / timings[names[key]].median_ms
+            if large is not None:
+                speedups[f"{key}_vs_torch_large_b{batch}"] = large.median_ms / timings[names[key]].median_ms
+        for t in timings.values():
+            rows.append(t.summary() | {
+                "batch": batch, "seq_len": cfg.seq_len, "times_ms": t.samples_ms,
+                "speedup_vs_torch_base": base.median_ms / t.median_ms,
+                "speedup_vs_torch_base_min": base.min_ms / t.min_ms,
+                "speedup_vs_torch_large": (large.median_ms / t.median_ms) if large is not None else None})
+        _log(cfg, ", ".join(f"{t.name}: {t.median_ms:.2f} ms (n={t.n})" for t in timings.values()))
+    return rows, speedups
+
+
+def _same_engine_ratios(cfg: SpeedupConfig, models: Models, rows: list[dict[str, Any]],
+                        flops: dict[str, Any]) -> dict[str, Any]:
+    """(b) ORT teacher / ORT student latency against the FLOP ratios, per batch size."""
+    names = models.names()
+
+    def median(name: str, batch: int) -> float:
+        return next(r["median_ms"] for r in rows if r["engine"] == name and r["batch"] == batch)
+
+    same_engine = {}
+    for batch in cfg.batch_sizes:
+        ratio = median(names["teacher_fp32"], batch) / median(names["student_fp32"], batch)
+        same_engine[f"b{batch}"] = {"latency_ratio": ratio,
+                                    "vs_encoder_flop_ratio": ratio / flops["encoder_formula"]["ratio"],
+                                    "vs_full_model_flop_ratio": ratio / flops["full_model_counted"]["ratio"]}
+    return same_engine
+
+
+def _torch_e2e_engine(model_dir: str, sentences: list[str], batch_size: int, threads: int) -> Callable[[], Any]:
+    """HF tokenizer + torch model in padded batches over all sentences (runs in a timing worker)."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    name = (transformers.AutoConfig.from_pretrained(model_dir).architectures or ["BertModel"])[0]
+    model = getattr(transformers, name).from_pretrained(model_dir).eval()
+    max_len = model.config.max_position_embeddings
+
+    def run() -> np.ndarray:
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(sentences), batch_size):
+                batch = tok(sentences[start:start + batch_size], padding=True, truncation=True, max_length=max_len,
+                            return_tensors="pt")
+                out = model(**batch, return_dict=False)[0]
+                outs.append((out if out.ndim == 2 else out[:, 0]).numpy())
+        return np.concatenate(outs)
+
+    return run
+
+
+def _deployed_e2e_engine(onnx_path: str, sentences: list[str], batch_size: int, threads: int, spinning: bool,
+                         classifier: bool) -> Callable[[], Any]:
+    """:class:`bortfast.runtime.Encoder` / :class:`~bortfast.runtime.Classifier` over all sentences (runs in a
+    timing worker)."""
+    from bortfast.runtime import Classifier, Encoder
+
+    if classifier:
+        deployed = Classifier(onnx_path, threads=threads, batch_size=batch_size, spinning=spinning)
+        return lambda: deployed.logits(sentences)
+    encoder = Encoder(onnx_path, threads=threads, batch_size=batch_size, spinning=spinning)
+    return lambda: encoder.encode(sentences)
+
+
+def _time_end_to_end(cfg: SpeedupConfig, models: Models, speedups: dict[str, float]) -> list[dict[str, Any]]:
+    """(c) all sentences, tokenization included: torch teacher vs the deployed student fp32 / INT8, isolated."""
+    names = models.names()
+    sentences = list(cfg.sentences or [])
+    is_classifier = models.exports["student_fp32"].output_name == "logits"
+    common = {"sentences": sentences, "batch_size": cfg.e2e_batch_size, "threads": cfg.threads}
+    engines = [Engine(names["torch_base"], str(models.teacher_dir), _torch_e2e_engine,
+                      {"model_dir": str(models.teacher_dir), **common})]
+    engines += [Engine(names[key], str(models.onnx[key]), _deployed_e2e_engine,
+                       {"onnx_path": str(models.onnx[key]), "spinning": cfg.spinning, "classifier": is_classifier,
+                        **common})
+                for key in ("student_fp32", "student_int8")]
+    _log(cfg, f"end to end: {len(sentences)} sentences, batch {cfg.e2e_batch_size}, {cfg.e2e_rounds} rounds")
+    got = time_engines(engines, cfg.e2e_timing(), progress=cfg.progress,
+                       outputs=[e.name for e in engines[1:]] if is_classifier else ())
+    timings = got["timings"]
+    base = timings[names["torch_base"]].median_ms / 1e3
+    rows = []
+    for engine in engines:
+        t = timings[engine.name]
+        row = {"engine": t.name, "sentences": len(sentences), "median_s": t.median_ms / 1e3,
+               "min_s": t.min_ms / 1e3, "max_s": t.max_ms / 1e3, "n": t.n, "pid": t.pid,
+               "sentences_per_s": len(sentences) / (t.median_ms / 1e3),
+               "speedup_vs_torch_base": base / (t.median_ms / 1e3)}
+        if is_classifier and engine.name in got["outputs"]:
+            row["predictions"] = np.asarray(got["outputs"][engine.name]).argmax(1).tolist()
+        rows.append(row)
+    speedups["e2e_student_fp32_vs_torch_base"] = rows[1]["speedup_vs_torch_base"]
+    speedups["e2e_student_int8_vs_torch_base"] = rows[2]["speedup_vs_torch_base"]
+    return rows
+
+
+def _targets(cfg: SpeedupConfig, speedups: dict[str, float], same_engine: dict[str, Any]) -> dict[str, Any]:
+    b0 = cfg.batch_sizes[0]
+    measured = {
+        "int8_vs_torch_base_b1": speedups.get(f"student_int8_vs_torch_base_b{b0}"),
+        "int8_vs_torch_large_b1": speedups.get(f"student_int8_vs_torch_large_b{b0}"),
+        "fp32_vs_torch_base_b1": speedups.get(f"student_fp32_vs_torch_base_b{b0}"),
+        "same_engine_vs_flop_ratio": same_engine[f"b{b0}"]["vs_encoder_flop_ratio"],
+    }
+    return {k: {"target": TARGETS[k], "measured": v, "met": (v is not None and v >= TARGETS[k]), "batch": b0}
+            for k, v in measured.items()}
+
+
+def _machine(cfg: SpeedupConfig, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    import onnxruntime as ort
+    import torch
+    import transformers
+
+    from bortfast.profile.latency import cpu_model
+
+    return {"platform": platform.platform(), "processor": cpu_model(), "cpu_count": os.cpu_count(),
+            "threads": cfg.threads, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "torch": torch.__version__, "transformers": transformers.__version__, "onnxruntime": ort.__version__}
 
 
 def plot_speedup(result: dict[str, Any], path: str | Path) -> None:
@@ -453,11 +497,13 @@ def read_sentences_tsv(path: str | Path, limit: int | None = None) -> list[str]:
 
 def format_summary(result: dict[str, Any]) -> str:
     """A readable table of the fixed-shape and end-to-end results and the targets."""
-    lines = [f"{'engine':44s} {'B':>3s} {'median ms':>10s} {'x base':>7s} {'x large':>8s}"]
+    lines = [f"{'engine':44s} {'B':>3s} {'median ms':>10s} {'min':>8s} {'max':>8s} {'n':>4s} {'x base':>7s} "
+             f"{'x large':>8s}"]
     for row in result["fixed"]:
         large = row["speedup_vs_torch_large"]
-        lines.append(f"{row['engine']:44s} {row['batch']:3d} {row['median_ms']:10.1f} "
-                     f"{row['speedup_vs_torch_base']:7.2f} {large if large is None else f'{large:8.2f}'}")
+        lines.append(f"{row['engine']:44s} {row['batch']:3d} {row['median_ms']:10.2f} {row['min_ms']:8.2f} "
+                     f"{row['max_ms']:8.2f} {row['n']:4d} {row['speedup_vs_torch_base']:7.2f} "
+                     f"{large if large is None else f'{large:8.2f}'}")
     for row in result["e2e"]:
         lines.append(f"{row['engine'] + ' (e2e)':44s} {'':3s} {row['median_s'] * 1e3:10.0f} "
                      f"{row['speedup_vs_torch_base']:7.2f}")

@@ -13,13 +13,16 @@ from typing import Any
 from bortfast.data.corpus import Corpus, load_corpus, read_exclude_file
 from bortfast.data.teacher import Teacher, load_teacher
 from bortfast.distill.inherit import check_fits
+from bortfast.distill.perlayer import check_fits_per_layer
 from bortfast.distill.short import short_train_error
 from bortfast.distill.student import teacher_importance
 from bortfast.search.algorithm import SearchResult
+from bortfast.search.choice import ChoiceCheck
 from bortfast.search.config import ErrorFn, SearchConfig
 from bortfast.search.journal import ERROR_DEFINITION_VERSION
+from bortfast.search.perlayer import per_layer_space
 from bortfast.search.runner import run_search
-from bortfast.space import Arch, SearchSpace
+from bortfast.space import Arch, PerLayerArch, SearchSpace
 
 
 def extract(
@@ -30,6 +33,7 @@ def extract(
     out_dir: str | os.PathLike | None = None,
     config: SearchConfig | None = None,
     error_fn: ErrorFn | None = None,
+    check: ChoiceCheck | None = None,
     **overrides: Any,
 ) -> SearchResult:
     """Run Algorithm 1 for a teacher on a corpus and return (and, given ``out_dir``, save) the result.
@@ -39,7 +43,8 @@ def extract(
     ``space``: a :class:`SearchSpace`, a list of :class:`Arch`, or ``"below-teacher"`` / ``"bert-paper"`` (a preset
     takes the teacher's vocabulary). Settings come from ``config`` and keyword overrides of its fields (``eps``,
     ``steps``, ``thetas``, ``latency``, ``batch``, ``seq_len``, ``seed``, ...). ``error_fn`` replaces the short
-    distillation (tests, science checks); by default ê = :func:`bortfast.distill.short_train_error`.
+    distillation (tests, science checks); by default ê = :func:`bortfast.distill.short_train_error`. ``check``
+    re-measures the finalists of a latency budget in the deployment engine (:func:`bortfast.search.choose_for_user`).
 
     Under an initialised ``torch.distributed`` process group the trainings are split across ranks; every rank
     returns the full result and rank 0 writes ``search.json``, ``pareto.png`` and prints the top-10 table.
@@ -65,7 +70,11 @@ def extract(
         c = load_corpus(paths, t.tokenizer, seq_len=cfg.seq_len, seed=cfg.seed, max_blocks=cfg.max_blocks,
                         exclude=read_exclude_file(cfg.exclude_file))
 
-    archs = _space_archs(space, t)
+    teacher_layers: list | None = None
+    if cfg.per_layer:  # Ξ = the knapsack frontier over the teacher's importance (needs it even for init=random)
+        archs, teacher_layers = _per_layer_archs(t, c, cfg, out_dir)
+    else:
+        archs = _space_archs(space, t)
     settings = {
         "teacher": str(getattr(t, "name", teacher)),
         "teacher_arch": list(t.arch.tuple),
@@ -73,7 +82,10 @@ def extract(
         "vocab_fingerprint": t.vocab_fingerprint,
         "corpus": list(c.sources),
         "corpus_fingerprint": c.fingerprint,
-        "space": space if isinstance(space, str) else getattr(space, "name", "custom"),
+        "space": "per-layer frontier" if cfg.per_layer else space if isinstance(space, str) else getattr(
+            space, "name", "custom"),
+        **({"per_layer": {"hidden": _per_layer_hidden(t, cfg), "points": cfg.per_layer_points,
+                          "delta": cfg.per_layer_delta}} if cfg.per_layer else {}),
         "space_size": len(archs),
         "steps": cfg.steps,
         "latency": cfg.latency,
@@ -87,9 +99,36 @@ def extract(
         "error_definition": _error_definition(cfg) if error_fn is None else None,
     }
     if error_fn is None:
-        error_fn = _short_train_error_fn(t, c, archs, cfg, out_dir)
+        error_fn = _short_train_error_fn(t, c, archs, cfg, out_dir, teacher_layers)
 
-    return run_search(archs, t.arch, error_fn, cfg, settings, out_dir=out_dir)
+    return run_search(archs, t.arch, error_fn, cfg, settings, out_dir=out_dir, teacher_layers=teacher_layers,
+                      check=check)
+
+
+def _per_layer_hidden(t: Teacher, cfg: SearchConfig) -> list[int]:
+    if cfg.per_layer_hidden:
+        return list(cfg.per_layer_hidden)
+    d = t.arch.head_dim
+    return sorted({max(d, round(t.arch.hidden * f / d) * d) for f in (0.5, 0.75, 1.0)})
+
+
+def _per_layer_archs(t: Teacher, c: Corpus, cfg: SearchConfig, out_dir: str | os.PathLike | None
+                     ) -> tuple[list[PerLayerArch], list[list[int]]]:
+    """The per-layer frontier points (DESIGN.md §1) and the teacher layers of each. A FLOPs budget (``latency=
+    "flops"`` with ``max_latency``, or ``min_speedup`` against the teacher's FLOPs) cuts the frontier first."""
+    imp = teacher_importance(t, c, out_dir, n_blocks=cfg.calibration_blocks, progress=cfg.progress)
+    teacher_flops = t.arch.flops(1, cfg.seq_len)
+    budget = None
+    if cfg.max_latency is not None and cfg.latency == "flops":
+        budget = cfg.max_latency / cfg.batch
+    if cfg.min_speedup is not None:
+        budget = min(budget if budget is not None else float("inf"), teacher_flops / cfg.min_speedup)
+    T = t.arch
+    cands = per_layer_space(imp.heads, imp.neurons, imp.layers, teacher_hidden=T.hidden, head_dim=T.head_dim,
+                            hidden=_per_layer_hidden(t, cfg), vocab_size=T.vocab_size, max_positions=T.max_positions,
+                            type_vocab_size=T.type_vocab_size, points=cfg.per_layer_points,
+                            delta=cfg.per_layer_delta, seq_len=cfg.seq_len, max_flops=budget)
+    return [x.arch for x in cands], [list(x.teacher_layers) for x in cands]
 
 
 def _error_definition(cfg: SearchConfig) -> str:
@@ -99,20 +138,25 @@ def _error_definition(cfg: SearchConfig) -> str:
     return f"bortfast {__version__} ê v{ERROR_DEFINITION_VERSION} {init}"
 
 
-def _short_train_error_fn(t: Teacher, c: Corpus, archs: Sequence[Arch], cfg: SearchConfig,
-                          out_dir: str | os.PathLike | None) -> ErrorFn:
+def _short_train_error_fn(t: Teacher, c: Corpus, archs: Sequence[Arch | PerLayerArch], cfg: SearchConfig,
+                          out_dir: str | os.PathLike | None, teacher_layers: Sequence[Any] | None = None
+                          ) -> ErrorFn:
     """ê = :func:`bortfast.distill.short_train_error`; inherited students share one importance measurement
-    (cached in ``out_dir``)."""
+    (cached in ``out_dir``). A per-layer ξ is cut from its own teacher layers (``teacher_layers``)."""
     importance = None
+    layers_of = {a: list(tl) for a, tl in zip(archs, teacher_layers)} if teacher_layers is not None else {}
     if cfg.init == "inherit":
         for arch in archs:  # every ξ must fit inside T before anything slow runs
-            check_fits(arch, t.config)
+            if isinstance(arch, Arch):
+                check_fits(arch, t.config)
+            else:
+                check_fits_per_layer(arch, t.config, layers_of.get(arch))
         importance = teacher_importance(t, c, out_dir, n_blocks=cfg.calibration_blocks, progress=cfg.progress)
 
-    def error_fn(arch: Arch, theta: Mapping[str, Any]) -> float:
+    def error_fn(arch: Arch | PerLayerArch, theta: Mapping[str, Any]) -> float:
         return short_train_error(arch, t, c, steps=cfg.steps, batch_size=cfg.train_batch_size, seed=cfg.seed,
                                  heldout_batch_size=cfg.heldout_batch_size, init=cfg.init, importance=importance,
-                                 layers=cfg.layers, **theta)
+                                 layers=layers_of.get(arch, cfg.layers), **theta)
 
     return error_fn
 

@@ -70,6 +70,7 @@ class RunConfig:
     max_latency: float | None = None  # ξ* = lowest ê with î within this budget (ms for --latency kernel)
     min_speedup: float | None = None  # ξ* = lowest ê among ξ at least this many times faster than T (by î)
     max_error: float | None = None  # ξ* = the fastest ξ with ê within this ceiling
+    engine_check: bool = True  # a latency-budget ξ* must also meet it in ORT fp32 (finalists timed vs the teacher)
     sts: str | None = None  # STS-B style TSV: STS Spearman of teacher, ξ* and the pivots in the quality stage
     overwrite: bool = False  # start again in an out_dir that holds another run
     progress: bool = True
@@ -206,7 +207,7 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
         thetas=tuple({"lr": lr} for lr in cfg.lrs), latency=cfg.latency, seq_len=cfg.seq_len,
         train_batch_size=cfg.search_batch_size, threads=cfg.threads, seed=cfg.seed, max_blocks=cfg.max_blocks,
         progress=cfg.progress, init=cfg.init, max_latency=cfg.max_latency, min_speedup=cfg.min_speedup,
-        max_error=cfg.max_error, exclude_file=st["corpus"]["heldout"],
+        max_error=cfg.max_error, exclude_file=st["corpus"]["heldout"], check=_engine_check(cfg, out),
     )
     for name in ("search.json", "pareto.png"):
         shutil.copyfile(search_dir / name, out / f".{name}.tmp")
@@ -216,6 +217,20 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
             "latency": best.latency, "latency_unit": result.latency_unit, "error": best.error, "W": best.w,
             "theta": result.best_theta, "trainings": result.trainings, "selection": result.selection,
             "error_param_spearman": result.error_param_spearman}
+
+
+def _engine_check(cfg: RunConfig, out: Path) -> Any:
+    """The deployment-engine check of a latency budget's finalists (None: no budget, FLOPs î, or switched off)."""
+    if not cfg.engine_check or cfg.latency != "kernel" or (cfg.min_speedup is None and cfg.max_latency is None):
+        return None
+    from transformers import AutoConfig
+
+    from bortfast.apps.engine_check import OrtSpeedCheck
+    from bortfast.space import Arch
+
+    teacher_arch = Arch.from_config(AutoConfig.from_pretrained(cfg.teacher))
+    return OrtSpeedCheck(teacher_arch, out / "work" / "engine-check", seq_len=cfg.seq_len, threads=cfg.threads,
+                         seed=cfg.seed)
 
 
 def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
@@ -290,17 +305,44 @@ def _heldout_sentences(cfg: RunConfig, st: dict) -> list[str]:
 def _stage_bench(cfg: RunConfig, out: Path, st: dict) -> dict:
     from bortfast.apps.bench import SpeedupConfig, run_speedup
 
+    sentences = _heldout_sentences(cfg, st)
     result = run_speedup(SpeedupConfig(
         out_dir=str(out), student_dir=st["export"]["student_encoder"], teacher_dir=st["export"]["teacher_encoder"],
-        include_large=False, sentences=_heldout_sentences(cfg, st), threads=cfg.threads, rounds=cfg.bench_rounds,
+        include_large=False, sentences=sentences, threads=cfg.threads, rounds=cfg.bench_rounds,
         seq_len=cfg.seq_len, seed=cfg.seed, work_dir=str(out / "work" / "bench"), progress=cfg.progress,
     ))
-    return {"speedup_json": str(out / "speedup.json"), "summary": _bench_headline(result)}
+    precision = _precision_choice(cfg, out, st, result, sentences)
+    return {"speedup_json": str(out / "speedup.json"), "summary": _bench_headline(result), "precision": precision}
+
+
+def _precision_choice(cfg: RunConfig, out: Path, st: dict, result: dict, sentences: list[str]) -> dict:
+    """Which file to deploy: INT8 only when the bench's isolated B=1 timing shows it faster than fp32 and it agrees
+    with fp32 on the held-out sentences (pooled cosine); both figures recorded (issue 15.4)."""
+    from bortfast.export.precision import PrecisionConfig, decide, output_agreement, sample_batches
+
+    config = PrecisionConfig(threads=cfg.threads, seq_len=cfg.seq_len)
+    b0 = result["config"]["batch_sizes"][0]
+    rows = {r["engine"].split()[2]: r for r in result["fixed"]
+            if r["batch"] == b0 and r["engine"].startswith("ORT student")}  # "ORT student fp32 <...>"
+    speedup = rows["fp32"]["median_ms"] / rows["int8"]["median_ms"]
+    batches, sample = sample_batches(Path(st["export"]["student_encoder"]), sentences[:256], config)
+    metric, agreement = output_agreement(out / "model.onnx", out / "model.int8.onnx", batches)
+    chosen, reason = decide(speedup, agreement, config)
+    return {"chosen": chosen, "file": "model.int8.onnx" if chosen == "int8" else "model.onnx", "reason": reason,
+            "batch": b0, "int8_speedup": speedup, "agreement_metric": metric, "agreement": agreement,
+            "sample": sample, "fp32": {k: rows["fp32"][k] for k in ("median_ms", "min_ms", "max_ms", "n")},
+            "int8": {k: rows["int8"][k] for k in ("median_ms", "min_ms", "max_ms", "n")}}
 
 
 def _bench_headline(result: dict) -> dict:
-    """The speed-ups the summary shows (student over the teacher in PyTorch, per batch size and end to end)."""
-    return {k: v for k, v in result["speedups"].items() if isinstance(v, (int, float))}
+    """The speed-ups the summary shows (student over the teacher in PyTorch, per batch size and end to end; INT8
+    over fp32 at the first batch size)."""
+    headline = {k: v for k, v in result["speedups"].items() if isinstance(v, (int, float))}
+    b0 = result["config"]["batch_sizes"][0]
+    if f"student_int8_vs_torch_base_b{b0}" in headline:
+        headline[f"student_int8_vs_student_fp32_b{b0}"] = (headline[f"student_int8_vs_torch_base_b{b0}"]
+                                                          / headline[f"student_fp32_vs_torch_base_b{b0}"])
+    return headline
 
 
 def sentence_embeddings(model: Any, tokenizer: Any, sentences: list[str], seq_len: int,
@@ -361,9 +403,24 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
         if evals:
             scores["distill_final_eval"] = evals[-1]
     scores["sentences"] = len(sentences)
+    if teacher.kind == "mlm":
+        scores["mlm"] = _mlm_quality(cfg, out, teacher, sentences)
     if cfg.sts is not None:
         scores["sts"] = _sts_quality(cfg, out, teacher, student, tokenizer)
     return scores
+
+
+def _mlm_quality(cfg: RunConfig, out: Path, teacher: Any, sentences: list[str]) -> dict:
+    """Held-out masked-token accuracy of the teacher and the student (with its MLM head), same masked positions."""
+    from transformers import AutoModelForMaskedLM
+
+    from bortfast.apps.quality import mlm_accuracy
+
+    student = AutoModelForMaskedLM.from_pretrained(out / "student")
+    res = {"teacher": mlm_accuracy(teacher.model, teacher.tokenizer, sentences, max_len=cfg.seq_len, seed=cfg.seed),
+           "student": mlm_accuracy(student, teacher.tokenizer, sentences, max_len=cfg.seq_len, seed=cfg.seed)}
+    res["retained"] = res["student"]["accuracy"] / max(res["teacher"]["accuracy"], 1e-12)
+    return res
 
 
 def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenizer: Any) -> dict:
@@ -422,6 +479,14 @@ def _arch_str(a: dict) -> str:
     return f"⟨{a['layers']}, {a['heads']}, {a['hidden']}, {a['intermediate']}⟩"
 
 
+def _checks_line(checks: list[dict] | None) -> str:
+    if not checks:
+        return ""
+    timed = "; ".join(f"{_arch_str(dict(zip(('layers', 'heads', 'hidden', 'intermediate'), c['arch'])))} "
+                      f"{c['speedup']:.2f}x{'' if c['ok'] else ' (rejected)'}" for c in checks)
+    return f"; finalists timed against the teacher in {checks[-1]['engine']}: {timed}"
+
+
 def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
     """``summary.md``: ξ* vs the teacher, the top candidates by W, speed-ups and quality retained."""
     cands = search["candidates"]
@@ -436,7 +501,8 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
         f"- chosen ξ* = {_arch_str(best['arch'])}, θ* = {search['best_theta']}, W = {search['best_w']:.4g}, by "
         f"{(search.get('selection') or {}).get('rule', 'W')}"
         + (f"; Spearman(ê, p̂) over the pivots = {search['error_param_spearman']:.3f}"
-           if search.get("error_param_spearman") is not None else ""), "",
+           if search.get("error_param_spearman") is not None else "")
+        + _checks_line((search.get("selection") or {}).get("checks")), "",
         "## ξ* vs the teacher", "",
         f"| | architecture | parameters | î ({unit}) | ê |", "|---|---|---|---|---|",
         f"| teacher | {_arch_str(search['teacher'])} | {_fmt_int(search['teacher_params'])} | "
@@ -462,6 +528,11 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
               f"pairwise sentence similarities = {quality['similarity_spearman']:.3f}"
               + (f"; mean cosine of projected student vs teacher sentence embeddings = {quality['cosine']:.3f}"
                  if "cosine" in quality else "") + "."]
+    if "mlm" in quality:
+        m = quality["mlm"]
+        lines += ["", f"Held-out masked-token accuracy ({m['teacher']['masked_tokens']} masked tokens of the same "
+                  f"lines, same positions): teacher {m['teacher']['accuracy']:.4f}, ξ* {m['student']['accuracy']:.4f} "
+                  f"(**{100 * m['retained']:.1f}%** of the teacher)."]
     if "sts" in quality:
         q = quality["sts"]
         lines += ["", f"STS ({q['file']}, {q['pairs']} pairs, {q['pooling']} pooling, cosine): Spearman ρ teacher "

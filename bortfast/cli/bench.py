@@ -19,8 +19,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-sizes", default="1,8", help="fixed-shape batch sizes (default 1,8)")
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--e2e-rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=10, help="at least this many alternating timing rounds")
+    parser.add_argument("--min-samples", type=int, default=30, help="timed calls per engine, at least (default 30)")
+    parser.add_argument("--e2e-rounds", type=int, default=3)
+    parser.add_argument("--spinning", action="store_true", help="let ONNX Runtime's idle threads spin (default off, "
+                        "as in bortfast.runtime)")
     parser.add_argument("--work-dir", help="keep the exported ONNX files here")
 
 
@@ -33,7 +36,8 @@ def run_cli(args: argparse.Namespace) -> int:
     result = run_speedup(out_dir=args.out, student_dir=args.student, teacher_dir=args.teacher,
                          large_dir=args.large, include_large=not args.no_large, tokenizer=args.tokenizer,
                          sentences=sentences, batch_sizes=batch_sizes, seq_len=args.seq_len, threads=args.threads,
-                         rounds=args.rounds, e2e_rounds=args.e2e_rounds, work_dir=args.work_dir)
+                         rounds=args.rounds, min_samples=args.min_samples, e2e_rounds=args.e2e_rounds,
+                         spinning=args.spinning, work_dir=args.work_dir)
     print(format_summary(result))
     return 0
 

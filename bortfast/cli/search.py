@@ -47,6 +47,14 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                              "or from random weights (random: the paper's setting)")
     parser.add_argument("--layers", choices=["importance", "even", "first"], default=d.layers,
                         help="teacher layers an inherited student keeps (default %(default)s)")
+    parser.add_argument("--per-layer", action="store_true",
+                        help="search per-layer widths: the knapsack DP proposes the frontier of per-layer head "
+                             "counts and FFN widths (under --max-latency-ms with --latency flops, or "
+                             "--min-speedup by FLOPs), and Algorithm 1 runs on it (--space is then unused)")
+    parser.add_argument("--per-layer-hidden", type=int, nargs="+", default=[],
+                        help="hidden sizes of the per-layer space (default: the teacher's, 3/4 and 1/2 of it)")
+    parser.add_argument("--per-layer-points", type=int, default=d.per_layer_points,
+                        help=f"frontier points kept per hidden size (default {d.per_layer_points})")
     add_choice_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--overwrite", action="store_true",
@@ -78,6 +86,8 @@ def run_cli(args: argparse.Namespace) -> int:
         heldout_batch_size=args.heldout_batch_size, seed=args.seed, threads=args.threads,
         max_blocks=args.max_blocks, overwrite=args.overwrite, progress=not args.no_progress, init=args.init,
         layers=args.layers, max_latency=args.max_latency, min_speedup=args.min_speedup, max_error=args.max_error,
+        per_layer=args.per_layer, per_layer_hidden=tuple(args.per_layer_hidden),
+        per_layer_points=args.per_layer_points,
     )
     if args.torch_threads is not None and args.torch_threads < 1:
         raise ValueError(f"--torch-threads must be >= 1, got {args.torch_threads}")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,4 +88,8 @@ def _load_student(directory: Path) -> Any:
             raise ValueError(f"checkpoint {str(directory)!r} holds pickle weights (pytorch_model.bin); refusing to "
                              f"unpickle them — bortfast checkpoints are safetensors")
         raise ValueError(f"checkpoint {str(directory)!r} has no model.safetensors")
+    from bortfast.distill.perlayer import is_per_layer, load_student
+
+    if is_per_layer(json.loads((directory / "config.json").read_text(encoding="utf-8"))):
+        return load_student(directory, "BertForMaskedLM")
     return BertForMaskedLM.from_pretrained(directory, use_safetensors=True)

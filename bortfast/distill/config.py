@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bortfast.space import Arch
+from bortfast.space import Arch, PerLayerArch, parse_arch
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
     pass
@@ -44,7 +44,7 @@ class DistillConfig:
 
     teacher: str  # local transformers directory or hub id
     corpus: list[str]  # text files, directories of text files, or "hf:NAME[/CONFIG][:SPLIT]"
-    arch: str  # student "D,A,H,I" (vocabulary/positions come from the teacher)
+    arch: str  # student "D,A,H,I", or per-layer "H=..;d=..;A=a1,a2,..;I=i1,i2,.." (vocabulary from the teacher)
     out_dir: str  # checkpoints/, final/, metrics.jsonl go here
     steps: int = 1000  # optimiser steps
     batch_size: int = 32  # sequences per step per rank (global batch = batch_size * world size)
@@ -79,6 +79,7 @@ class DistillConfig:
     layers: str = "importance"  # inherited layers: "importance" (block influence), "even", "first"
     calibration_blocks: int = 128  # corpus blocks whose teacher activations rank the units to keep
     exclude_file: str | None = None  # text file of lines never trained on (held out for quality checks)
+    teacher_layers: list[int] | None = None  # inherited: the teacher layer of each student layer (overrides layers)
 
     def __post_init__(self) -> None:
         if isinstance(self.corpus, (str, os.PathLike)):
@@ -86,9 +87,19 @@ class DistillConfig:
         self.corpus = [os.fspath(c) for c in self.corpus]
         self.out_dir = os.fspath(self.out_dir)
         self.teacher = os.fspath(self.teacher)
-        if not isinstance(self.arch, str):
+        if isinstance(self.arch, PerLayerArch):
+            self.arch = self.arch.spec
+        elif not isinstance(self.arch, str):
             self.arch = ",".join(str(v) for v in (self.arch.tuple if isinstance(self.arch, Arch) else self.arch))
-        Arch.parse(self.arch)  # validates
+        parse_arch(self.arch)  # validates
+        if self.teacher_layers is not None:
+            layers = list(self.teacher_layers)
+            if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in layers) or \
+                    len(set(layers)) != len(layers) or len(layers) != parse_arch(self.arch).layers:
+                raise ValueError(f"DistillConfig.teacher_layers={self.teacher_layers!r} must name "
+                                 f"{parse_arch(self.arch).layers} distinct teacher layers (ints >= 0), one per "
+                                 f"student layer of {self.arch!r}")
+            self.teacher_layers = sorted(layers)
         for name in ("steps", "batch_size", "seq_len", "keep_last", "eval_batches", "log_every",
                      "heldout_batch_size"):
             v = getattr(self, name)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bortfast.space import Arch
+from bortfast.space import Arch, PerLayerArch
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
     import torch
@@ -23,7 +23,7 @@ StudentInit = Literal["inherit", "random"]
 
 
 # --------------------------------------------------------------------------------------------------------- student
-def check_arch_matches_teacher(arch: Arch, teacher: Teacher) -> None:
+def check_arch_matches_teacher(arch: Arch | PerLayerArch, teacher: Teacher) -> None:
     """Raise ValueError unless ``arch`` has the teacher's vocabulary, position and token-type table sizes."""
     t = teacher.arch
     for name in ("vocab_size", "max_positions", "type_vocab_size"):
@@ -36,8 +36,15 @@ def check_arch_matches_teacher(arch: Arch, teacher: Teacher) -> None:
             )
 
 
-def student_arch(arch: Arch | str | Sequence[int], teacher: Teacher) -> Arch:
-    """``arch`` (an Arch, ``"D,A,H,I"`` or a 4-tuple) with the teacher's vocabulary/positions/token types."""
+def student_arch(arch: Arch | PerLayerArch | str | Sequence[int], teacher: Teacher) -> Arch | PerLayerArch:
+    """``arch`` (an Arch, ``"D,A,H,I"`` or a 4-tuple; or a PerLayerArch / its ``"H=..;d=..;A=..;I=.."`` spec) with
+    the teacher's vocabulary/positions/token types."""
+    t = teacher.arch
+    tables = dict(vocab_size=t.vocab_size, max_positions=t.max_positions, type_vocab_size=t.type_vocab_size)
+    if isinstance(arch, str) and "=" in arch:
+        arch = PerLayerArch.parse(arch)
+    if isinstance(arch, PerLayerArch):
+        return PerLayerArch(arch.hidden, arch.head_dim, arch.heads, arch.intermediate, **tables)
     if isinstance(arch, Arch):
         d, a, h, i = arch.tuple
     elif isinstance(arch, str):
@@ -49,8 +56,8 @@ def student_arch(arch: Arch | str | Sequence[int], teacher: Teacher) -> Arch:
                 type_vocab_size=t.type_vocab_size)
 
 
-def build_student(arch: Arch, teacher: Teacher, *, seed: int, dropout: float = 0.1, init: StudentInit = "random",
-                  importance: Any = None, layers: Any = "importance") -> Any:
+def build_student(arch: Arch | PerLayerArch, teacher: Teacher, *, seed: int, dropout: float = 0.1,
+                  init: StudentInit = "random", importance: Any = None, layers: Any = "importance") -> Any:
     """A ``BertForMaskedLM`` of shape ``arch`` with the teacher's vocabulary: freshly initialised (``init="random"``,
     the paper's from-scratch setting) or cut out of the teacher (``init="inherit"``, :mod:`bortfast.distill.inherit`,
     needs the teacher's ``importance``). Seeded; the global torch RNG is left untouched."""
@@ -60,6 +67,9 @@ def build_student(arch: Arch, teacher: Teacher, *, seed: int, dropout: float = 0
     check_arch_matches_teacher(arch, teacher)
     tok = teacher.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    if isinstance(arch, PerLayerArch):
+        return _build_per_layer_student(arch, teacher, seed=seed, dropout=dropout, init=init, importance=importance,
+                                        layers=layers, pad=pad)
     if init == "inherit":
         from bortfast.distill.inherit import inherit_student
 
@@ -79,6 +89,22 @@ def build_student(arch: Arch, teacher: Teacher, *, seed: int, dropout: float = 0
         torch.manual_seed(seed)
         model = BertForMaskedLM(config)
     return model
+
+
+def _build_per_layer_student(arch: PerLayerArch, teacher: Teacher, *, seed: int, dropout: float, init: StudentInit,
+                             importance: Any, layers: Any, pad: int) -> Any:
+    from bortfast.distill.perlayer import build_per_layer_model, inherit_per_layer
+
+    drop = dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    if init == "inherit":
+        if importance is None:
+            raise ValueError("init='inherit' needs the teacher's importance (bortfast.distill.teacher_importance)")
+        return inherit_per_layer(arch, teacher.model, importance, teacher_layers=layers, seed=seed,
+                                 pad_token_id=pad, **drop)
+    if init != "random":
+        raise ValueError(f"init must be 'inherit' or 'random', got {init!r}")
+    config = arch.to_bert_config(pad_token_id=pad, architectures=["BertForMaskedLM"], **drop)
+    return build_per_layer_model(config, "BertForMaskedLM", seed=seed)
 
 
 def teacher_importance(teacher: Teacher, corpus: Corpus, cache_dir: str | os.PathLike | None, *,

@@ -33,6 +33,7 @@ from bortfast.distill.config import DistillCallback, DistillConfig
 from bortfast.distill.loss import _autocast, distillation_loss, evaluate, teacher_targets
 from bortfast.distill.masking import _derived_seed, batch_indices, masker_for
 from bortfast.distill.student import _trainable_module, build_student, student_arch, teacher_importance
+from bortfast.space import Arch
 
 
 def distill(config: DistillConfig, *, callbacks: Sequence[DistillCallback] = ()) -> Path:
@@ -74,10 +75,11 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
     corpus = load_corpus(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
                          heldout_fraction=config.heldout_fraction, seed=config.data_seed,
                          max_blocks=config.max_blocks, exclude=read_exclude_file(config.exclude_file))
-    fingerprints = {"arch": list(arch.tuple), "vocab_size": arch.vocab_size, "teacher_vocab": teacher.vocab_fingerprint,
+    fingerprints = {"arch": list(arch.tuple) if isinstance(arch, Arch) else arch.spec, "vocab_size": arch.vocab_size,
+                    "teacher_vocab": teacher.vocab_fingerprint,
                     "teacher_kind": teacher.kind, "seq_len": config.seq_len, "corpus": corpus.fingerprint,
                     "teacher_hidden": teacher.arch.hidden, "init": config.init,
-                    **({"layers": config.layers} if config.init == "inherit" else {})}
+                    **({"layers": config.teacher_layers or config.layers} if config.init == "inherit" else {})}
 
     # ---- resume point
     resume_dir: Path | None = None
@@ -120,12 +122,17 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
         importance = None
         if config.init == "inherit":
             from bortfast.distill.inherit import check_fits
+            from bortfast.distill.perlayer import check_fits_per_layer
 
-            check_fits(arch, teacher.config)  # before the calibration passes: a clear error first
+            # before the calibration passes: a clear error first
+            if isinstance(arch, Arch):
+                check_fits(arch, teacher.config)
+            else:
+                check_fits_per_layer(arch, teacher.config, config.teacher_layers)
             importance = teacher_importance(teacher, corpus, out, n_blocks=config.calibration_blocks,
                                             progress=config.progress and rank == 0)
         student = build_student(arch, teacher, seed=config.seed, dropout=config.dropout, init=config.init,
-                                importance=importance, layers=config.layers)
+                                importance=importance, layers=config.teacher_layers or config.layers)
     module = _trainable_module(student, teacher, seed=config.seed)
     if resume_dir is not None and module.projection is not None:
         try:

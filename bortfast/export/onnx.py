@@ -201,9 +201,14 @@ def to_onnx(
     import transformers
 
     from bortfast._base.io import clear_weight_errors
+    from bortfast.distill.perlayer import is_per_layer, load_student
 
+    per_layer = is_per_layer(config)  # layer widths differ: only bortfast's loader builds the model
     with clear_weight_errors(model_dir):
-        model = getattr(transformers, class_name).from_pretrained(model_dir, attn_implementation="eager").eval()
+        if per_layer:
+            model = load_student(model_dir, class_name, attn_implementation="eager").eval()
+        else:
+            model = getattr(transformers, class_name).from_pretrained(model_dir, attn_implementation="eager").eval()
     layers, heads = config.num_hidden_layers, config.num_attention_heads
     hidden, intermediate = config.hidden_size, config.intermediate_size
 
@@ -240,7 +245,9 @@ def to_onnx(
         if optimize:
             from onnxruntime.transformers.optimizer import optimize_model
 
-            optimized = optimize_model(str(raw_path), model_type="bert", num_heads=heads, hidden_size=hidden)
+            # Per-layer widths: 0 lets the optimizer read each layer's heads and width off its own graph.
+            optimized = optimize_model(str(raw_path), model_type="bert", num_heads=0 if per_layer else heads,
+                                       hidden_size=0 if per_layer else hidden)
             report.fused_ops = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
             report.expected_fusions = expected_fusions(layers)
             missing = check_fusions(report.fused_ops, layers)
@@ -269,6 +276,8 @@ def to_onnx(
             "arch": json.dumps([layers, heads, hidden, intermediate]),
             "quantize": quantize or "none",
         }
+        if per_layer:  # heads and FFN width of every layer (the "arch" entry holds the widest layer)
+            meta["per_layer"] = json.dumps(config.bortfast_per_layer)
         if class_name in ("BertForSequenceClassification", "BertForTokenClassification"):
             id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
             meta["id2label"] = json.dumps([id2label.get(i, str(i)) for i in range(config.num_labels)])

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from bortfast import _core
-from bortfast.space import Arch
+from bortfast.space import Arch, PerLayerArch
 
 TENSOR_NAMES: tuple[str, ...] = tuple(_core.encoder_tensor_names())  # per-layer names, BertLayer order
 _LAYER0_QUERY = re.compile(r"^(.*?)encoder\.layer\.0\.attention\.self\.query\.weight$")
@@ -63,19 +63,24 @@ def _to_float32(value: Any, name: str) -> np.ndarray:
 class EncoderKernel:
     """A BERT encoder stack with its weights, run by the C++ kernel. See the module docstring."""
 
-    def __init__(self, arch: Arch, layer_norm_eps: float = 1e-12) -> None:
-        if not isinstance(arch, Arch):
-            raise TypeError(f"arch must be a bortfast.Arch, got {type(arch).__name__}")
+    def __init__(self, arch: Arch | PerLayerArch, layer_norm_eps: float = 1e-12) -> None:
+        if not isinstance(arch, (Arch, PerLayerArch)):
+            raise TypeError(f"arch must be a bortfast.Arch or PerLayerArch, got {type(arch).__name__}")
         if not (isinstance(layer_norm_eps, (int, float)) and np.isfinite(layer_norm_eps) and layer_norm_eps > 0):
             raise ValueError(f"layer_norm_eps must be a positive finite number, got {layer_norm_eps!r}")
         self.arch = arch
-        self._encoder = _core.Encoder(arch.layers, arch.heads, arch.hidden, arch.intermediate, float(layer_norm_eps))
+        if isinstance(arch, PerLayerArch):  # every layer its own heads (of head_dim) and FFN width
+            self._encoder = _core.Encoder.per_layer(arch.hidden, arch.head_dim, list(arch.heads),
+                                                    list(arch.intermediate), float(layer_norm_eps))
+        else:
+            self._encoder = _core.Encoder(arch.layers, arch.heads, arch.hidden, arch.intermediate,
+                                          float(layer_norm_eps))
 
     def __repr__(self) -> str:
         return f"EncoderKernel({self.arch}, layer_norm_eps={self._encoder.layer_norm_eps:g})"
 
     @classmethod
-    def random(cls, arch: Arch, seed: int = 0, layer_norm_eps: float = 1e-12) -> EncoderKernel:
+    def random(cls, arch: Arch | PerLayerArch, seed: int = 0, layer_norm_eps: float = 1e-12) -> EncoderKernel:
         """Random weights (uniform with std 0.02; biases 0, LayerNorm 1/0), deterministic in ``seed``. Fast:
         filled in C++, no torch model is built -- this is what the latency profiler uses."""
         kernel = cls(arch, layer_norm_eps)
@@ -123,12 +128,24 @@ class EncoderKernel:
         layers = 0
         while f"{prefix}{layers}.attention.self.query.weight" in state:
             layers += 1
-        hidden = int(np.shape(state[f"{prefix}0.attention.self.query.weight"])[0])
-        inter_key = f"{prefix}0.intermediate.dense.weight"
-        if inter_key not in state:
-            raise ValueError(f"state dict lacks {inter_key!r}")
-        intermediate = int(np.shape(state[inter_key])[0])
-        kernel = cls(Arch(layers, int(heads), hidden, intermediate), layer_norm_eps)
+        hidden = int(np.shape(state[f"{prefix}0.attention.self.query.weight"])[1])
+        widths, inters = [], []
+        for i in range(layers):
+            inter_key = f"{prefix}{i}.intermediate.dense.weight"
+            if inter_key not in state:
+                raise ValueError(f"state dict lacks {inter_key!r}")
+            widths.append(int(np.shape(state[f"{prefix}{i}.attention.self.query.weight"])[0]))
+            inters.append(int(np.shape(state[inter_key])[0]))
+        head_dim = hidden // int(heads)  # heads = the config's, i.e. of a full-width layer
+        if set(widths) == {hidden} and len(set(inters)) == 1:
+            arch: Arch | PerLayerArch = Arch(layers, int(heads), hidden, inters[0])
+        else:  # a per-layer student (bortfast.distill.perlayer): layer widths from the weight shapes
+            bad = [w for w in widths if w % head_dim]
+            if bad:
+                raise ValueError(f"attention widths {widths} are not multiples of head_dim={head_dim} "
+                                 f"(hidden {hidden} / heads {heads})")
+            arch = PerLayerArch(hidden, head_dim, tuple(w // head_dim for w in widths), tuple(inters))
+        kernel = cls(arch, layer_norm_eps)
         for i in range(layers):
             for name in TENSOR_NAMES:
                 key = f"{prefix}{i}.{name}"

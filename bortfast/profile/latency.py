@@ -20,7 +20,7 @@ import numpy as np
 
 from bortfast._base.io import write_json
 from bortfast.profile.kernel import EncoderKernel, _check_threads
-from bortfast.space import Arch, SearchSpace
+from bortfast.space import Arch, PerLayerArch, SearchSpace
 
 DEFAULT_REPEATS = 7  # timed forward passes per architecture (the median is reported)
 DEFAULT_WARMUP = 1  # untimed passes first (page-faults the scratch buffers, warms caches and the thread pool)
@@ -84,12 +84,12 @@ def _time_kernel(kernel: EncoderKernel, batch: int, seq_len: int, threads: int, 
                         threads)
 
 
-def measure_latency(arch: Arch, batch: int = 1, seq_len: int = 128, threads: int | None = None,
+def measure_latency(arch: Arch | PerLayerArch, batch: int = 1, seq_len: int = 128, threads: int | None = None,
                     repeats: int = DEFAULT_REPEATS, warmup: int = DEFAULT_WARMUP, *, seed: int = 0) -> LatencyStats:
     """Latency of one encoder forward of ``arch`` on (batch, seq_len) tokens with the fused C++ kernel
     (random weights from ``seed``; ``threads`` defaults to the CPUs this process may use)."""
-    if not isinstance(arch, Arch):
-        raise TypeError(f"arch must be a bortfast.Arch, got {type(arch).__name__}")
+    if not isinstance(arch, (Arch, PerLayerArch)):
+        raise TypeError(f"arch must be a bortfast.Arch or PerLayerArch, got {type(arch).__name__}")
     batch = _check_positive("batch", batch)
     seq_len = _check_positive("seq_len", seq_len)
     repeats = _check_positive("repeats", repeats)

@@ -21,7 +21,7 @@ from bortfast._base.io import write_json
 from bortfast.search import selection
 from bortfast.search.config import ErrorFn
 from bortfast.search.journal import Journal, _theta_key
-from bortfast.space import Arch
+from bortfast.space import Arch, PerLayerArch
 
 
 # ----------------------------------------------------------------------------------------------------- results
@@ -29,7 +29,7 @@ from bortfast.space import Arch
 class Candidate:
     """One ξ of the search space with its metrics; ``error``/``theta``/``w`` are set only for trained pivots."""
 
-    arch: Arch  # ξ = <D, A, H, I> (with the teacher's vocabulary)
+    arch: Arch | PerLayerArch  # ξ = <D, A, H, I> (with the teacher's vocabulary), or per-layer widths
     params: int  # p̂: exact trainable parameters
     flops: int  # encoder-forward FLOPs for (batch, seq_len)
     latency: float  # î: median kernel latency in ms, or FLOPs when latency="flops"
@@ -37,6 +37,7 @@ class Candidate:
     error: float | None = None  # ê of the θ with the largest W for this ξ (= the smallest ê over Θ)
     theta: dict[str, Any] | None = None  # that θ
     w: float | None = None  # W(ξ) under that θ
+    teacher_layers: list[int] | None = None  # per-layer ξ: the teacher layer each of its layers is cut from
 
 
 @dataclass
@@ -70,7 +71,7 @@ class SearchResult:
     error_param_spearman: float | None = None  # Spearman(ê, p̂) over the trained pivots (< 0: bigger is better)
 
     @property
-    def best_arch(self) -> Arch:
+    def best_arch(self) -> Arch | PerLayerArch:
         """ξ*."""
         return self.candidates[self.best].arch
 
@@ -81,7 +82,7 @@ class SearchResult:
     def from_dict(cls, data: Mapping[str, Any]) -> SearchResult:
         data = dict(data)
         data["teacher"] = Arch(**data["teacher"])
-        data["candidates"] = [Candidate(**{**c, "arch": Arch(**c["arch"])}) for c in data["candidates"]]
+        data["candidates"] = [Candidate(**{**c, "arch": _arch_from_dict(c["arch"])}) for c in data["candidates"]]
         data["trials"] = [Trial(**t) for t in data["trials"]]
         return cls(**data)
 
@@ -99,6 +100,12 @@ class SearchResult:
         order = sorted(range(len(trained)), key=lambda j: (-trained[j].w, j))
         return [trained[j] for j in order[:k]]
 
+
+
+def _arch_from_dict(d: Mapping[str, Any]) -> Arch | PerLayerArch:
+    if "head_dim" in d:  # a per-layer ξ (dataclasses.asdict of PerLayerArch)
+        return PerLayerArch(**{**d, "heads": tuple(d["heads"]), "intermediate": tuple(d["intermediate"])})
+    return Arch(**d)
 
 
 # ----------------------------------------------------------------------------------------------------- Algorithm 1
@@ -119,7 +126,7 @@ def pivot_indices(params: Sequence[float] | np.ndarray, eps: int) -> np.ndarray:
 
 
 def run_algorithm1(
-    archs: Sequence[Arch],
+    archs: Sequence[Arch | PerLayerArch],
     params: Sequence[float] | np.ndarray,
     latency: Sequence[float] | np.ndarray,
     teacher_params: float,

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bortfast.space import Arch, ModelKind
+from bortfast.space import Arch, ModelKind, PerLayerArch
 
 LatencyProxy = Literal["kernel", "flops"]
-ErrorFn = Callable[[Arch, Mapping[str, Any]], float]
+ErrorFn = Callable[[Arch | PerLayerArch, Mapping[str, Any]], float]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ class SearchConfig:
     layers: str = "importance"  # which teacher layers an inherited student keeps
     calibration_blocks: int = 128  # corpus blocks whose teacher activations rank the units to keep
     exclude_file: str | None = None  # text file of lines never trained on (held out for quality checks)
+    per_layer: bool = False  # Ξ = the knapsack frontier of per-layer widths (DESIGN.md §1), not uniform ξ
+    per_layer_hidden: tuple[int, ...] = ()  # hidden sizes of the per-layer space (empty: H_T, 3/4 H_T, 1/2 H_T)
+    per_layer_points: int = 24  # frontier points kept per hidden size (evenly spaced), before the ε pivots
+    per_layer_delta: float = 0.01  # δ of the knapsack FPTAS
 
     def __post_init__(self) -> None:
         if self.init not in ("inherit", "random"):
@@ -59,6 +63,12 @@ class SearchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if isinstance(self.per_layer_points, bool) or not isinstance(self.per_layer_points, int) \
+                or self.per_layer_points < 1:
+            raise ValueError(f"per_layer_points must be an int >= 1, got {self.per_layer_points!r}")
+        if not (isinstance(self.per_layer_delta, float) and 0 < self.per_layer_delta < 1):
+            raise ValueError(f"per_layer_delta must be in (0, 1), got {self.per_layer_delta!r}")
+        object.__setattr__(self, "per_layer_hidden", tuple(int(h) for h in self.per_layer_hidden))
         if self.latency not in ("kernel", "flops"):
             raise ValueError(f"latency must be 'kernel' or 'flops', got {self.latency!r}")
         if not self.thetas:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bortfast._base.io import append_jsonl, read_jsonl
-from bortfast.space import Arch
+from bortfast.space import Arch, PerLayerArch
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -25,6 +25,14 @@ ERROR_DEFINITION_VERSION = 3  # 3: + token cosine for hidden teachers; 2: inheri
 
 
 # ----------------------------------------------------------------------------------------------------- journal
+def _arch_key(arch: Arch | PerLayerArch) -> tuple[int, ...] | str:
+    return arch.tuple if isinstance(arch, Arch) else arch.spec
+
+
+def _arch_json(arch: Arch | PerLayerArch) -> list[int] | str:
+    return list(arch.tuple) if isinstance(arch, Arch) else arch.spec
+
+
 def _theta_key(theta: Mapping[str, Any]) -> str:
     return json.dumps(dict(theta), sort_keys=True)
 
@@ -58,7 +66,9 @@ class Journal:
                 raise ValueError(f"{file} is not a bortfast search journal (first line is not a header)")
             self._check_compatible(file, header.get("settings", {}))
             for rec in records[1:]:
-                self.results[(tuple(rec["arch"]), _theta_key(rec["theta"]))] = float(rec["error"])
+                arch = rec["arch"]  # [D, A, H, I], or a per-layer spec string
+                self.results[(arch if isinstance(arch, str) else tuple(arch), _theta_key(rec["theta"]))] = \
+                    float(rec["error"])
         if not self.path.exists() or self.path.stat().st_size == 0:
             append_jsonl(self.path, {"kind": "header", "settings": self.settings})
 
@@ -83,13 +93,13 @@ class Journal:
                 f"output directory or --overwrite to discard it"
             )
 
-    def get(self, arch: Arch, theta: Mapping[str, Any]) -> float | None:
-        return self.results.get((arch.tuple, _theta_key(theta)))
+    def get(self, arch: Arch | PerLayerArch, theta: Mapping[str, Any]) -> float | None:
+        return self.results.get((_arch_key(arch), _theta_key(theta)))
 
-    def record(self, arch: Arch, theta: Mapping[str, Any], error: float, seconds: float) -> None:
-        self.results[(arch.tuple, _theta_key(theta))] = error
+    def record(self, arch: Arch | PerLayerArch, theta: Mapping[str, Any], error: float, seconds: float) -> None:
+        self.results[(_arch_key(arch), _theta_key(theta))] = error
         if self.path is not None:
-            append_jsonl(self.path, {"kind": "trial", "arch": list(arch.tuple), "theta": dict(theta),
+            append_jsonl(self.path, {"kind": "trial", "arch": _arch_json(arch), "theta": dict(theta),
                                      "error": error, "seconds": round(seconds, 3)})
 
     def __len__(self) -> int:

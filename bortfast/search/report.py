@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from bortfast._base.plot import new_figure, save_figure
 from bortfast.search.algorithm import SearchResult
+from bortfast.space import PerLayerArch
 
 RESULT_NAME = "search.json"
 PLOT_NAME = "pareto.png"
@@ -17,12 +21,13 @@ PLOT_NAME = "pareto.png"
 def format_top(result: SearchResult, k: int = 10) -> str:
     """A plain-text table of the k trained candidates with the largest W."""
     unit = result.latency_unit
-    head = f"{'rank':>4}  {'xi = <D, A, H, I>':<22} {'params':>12} {'FLOPs':>14} {'i (' + unit + ')':>12} " \
+    width = max([22, *(len(str(c.arch)) for c in result.top(k))])
+    head = f"{'rank':>4}  {'xi = <D, A, H, I>':<{width}} {'params':>12} {'FLOPs':>14} {'i (' + unit + ')':>12} " \
            f"{'error':>9} {'W':>10}  theta"
     lines = [head, "-" * len(head)]
     for r, c in enumerate(result.top(k), 1):
         star = " *" if c.arch == result.best_arch else ""
-        lines.append(f"{r:>4}  {str(c.arch):<22} {c.params:>12,} {c.flops:>14,} {c.latency:>12.4g} "
+        lines.append(f"{r:>4}  {str(c.arch):<{width}} {c.params:>12,} {c.flops:>14,} {c.latency:>12.4g} "
                      f"{c.error:>9.4f} {c.w:>10.4g}  {json.dumps(c.theta)}{star}")
     return "\n".join(lines)
 
@@ -62,8 +67,26 @@ def plot_pareto(result: SearchResult, path: str | os.PathLike) -> None:
     ax.set_title(f"Algorithm 1: ε = {result.settings.get('eps')}, {result.trainings} trainings"
                  + (f", Spearman(ê, p̂) = {rho:.2f}" if rho is not None else ""), fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
+    if isinstance(best, PerLayerArch):
+        _width_chart(ax, best, bc.teacher_layers)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _width_chart(ax: Any, arch: PerLayerArch, teacher_layers: list[int] | None) -> None:
+    """A small inset of ξ*'s per-layer widths: heads (bars) and FFN neurons (line), per kept teacher layer."""
+    inset = ax.inset_axes((0.07, 0.6, 0.3, 0.32))
+    x = np.arange(arch.layers)
+    inset.bar(x, arch.heads, color="tab:blue", alpha=0.7)
+    inset.set_ylabel("heads", fontsize=6, color="tab:blue")
+    ffn = inset.twinx()
+    ffn.plot(x, arch.intermediate, "o-", color="tab:red", ms=3, lw=1)
+    ffn.set_ylabel("FFN", fontsize=6, color="tab:red")
+    labels = [f"T{t}" for t in teacher_layers] if teacher_layers else [str(k) for k in x]
+    inset.set_xticks(x, labels, fontsize=6)
+    inset.tick_params(labelsize=6)
+    ffn.tick_params(labelsize=6)
+    inset.set_title(f"ξ* per layer (H = {arch.hidden})", fontsize=7)
 
 
 def write_outputs(result: SearchResult, out_dir: str | os.PathLike) -> None:

