@@ -1,7 +1,8 @@
 """The one place tests build tiny BERT models, tokenizers, corpora and task files (so the suite runs on a bare
 clone: nothing here reads ../shared).
 
-Everything is built from scratch and deterministic:
+Everything is built from scratch and deterministic, except the token order of :func:`tiny_tokenizer` (the
+``tokenizers`` WordPiece trainer orders equal-frequency tokens differently from process to process):
 
 * :func:`tiny_config` / :func:`tiny_bert` / :func:`save_tiny_bert` -- THE tiny-model builder: a BertConfig the
   size transformers' own tests use (hidden 32, 2 layers, 4 heads by default), a seeded random-init model of any
