@@ -124,6 +124,10 @@ def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_co
     assert state["stages"]["finetune"]["outputs"]["task"] == "sst2"
     assert "accuracy" in state["stages"]["finetune"]["outputs"]["result"]["dev"]
     assert "## Fine-tuning (sst2" in (tmp_path / "run" / "summary.md").read_text()
+    # An MLM teacher: the quality stage scores held-out masked-token accuracy of both models.
+    mlm = state["stages"]["quality"]["outputs"]["mlm"]
+    assert 0 <= mlm["student"]["accuracy"] <= 1 and mlm["teacher"]["masked_tokens"] == mlm["student"]["masked_tokens"]
+    assert "masked-token accuracy" in (tmp_path / "run" / "summary.md").read_text()
 
 
 def test_run_config_rejects_bad_values(tmp_path):

@@ -16,6 +16,7 @@ from bortfast.distill.inherit import check_fits
 from bortfast.distill.short import short_train_error
 from bortfast.distill.student import teacher_importance
 from bortfast.search.algorithm import SearchResult
+from bortfast.search.choice import ChoiceCheck
 from bortfast.search.config import ErrorFn, SearchConfig
 from bortfast.search.journal import ERROR_DEFINITION_VERSION
 from bortfast.search.runner import run_search
@@ -30,6 +31,7 @@ def extract(
     out_dir: str | os.PathLike | None = None,
     config: SearchConfig | None = None,
     error_fn: ErrorFn | None = None,
+    check: ChoiceCheck | None = None,
     **overrides: Any,
 ) -> SearchResult:
     """Run Algorithm 1 for a teacher on a corpus and return (and, given ``out_dir``, save) the result.
@@ -39,7 +41,8 @@ def extract(
     ``space``: a :class:`SearchSpace`, a list of :class:`Arch`, or ``"below-teacher"`` / ``"bert-paper"`` (a preset
     takes the teacher's vocabulary). Settings come from ``config`` and keyword overrides of its fields (``eps``,
     ``steps``, ``thetas``, ``latency``, ``batch``, ``seq_len``, ``seed``, ...). ``error_fn`` replaces the short
-    distillation (tests, science checks); by default ê = :func:`bortfast.distill.short_train_error`.
+    distillation (tests, science checks); by default ê = :func:`bortfast.distill.short_train_error`. ``check``
+    re-measures the finalists of a latency budget in the deployment engine (:func:`bortfast.search.choose_for_user`).
 
     Under an initialised ``torch.distributed`` process group the trainings are split across ranks; every rank
     returns the full result and rank 0 writes ``search.json``, ``pareto.png`` and prints the top-10 table.
@@ -89,7 +92,7 @@ def extract(
     if error_fn is None:
         error_fn = _short_train_error_fn(t, c, archs, cfg, out_dir)
 
-    return run_search(archs, t.arch, error_fn, cfg, settings, out_dir=out_dir)
+    return run_search(archs, t.arch, error_fn, cfg, settings, out_dir=out_dir, check=check)
 
 
 def _error_definition(cfg: SearchConfig) -> str:

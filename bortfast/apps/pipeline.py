@@ -354,9 +354,24 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
         if evals:
             scores["distill_final_eval"] = evals[-1]
     scores["sentences"] = len(sentences)
+    if teacher.kind == "mlm":
+        scores["mlm"] = _mlm_quality(cfg, out, teacher, sentences)
     if cfg.sts is not None:
         scores["sts"] = _sts_quality(cfg, out, teacher, student, tokenizer)
     return scores
+
+
+def _mlm_quality(cfg: RunConfig, out: Path, teacher: Any, sentences: list[str]) -> dict:
+    """Held-out masked-token accuracy of the teacher and the student (with its MLM head), same masked positions."""
+    from transformers import AutoModelForMaskedLM
+
+    from bortfast.apps.quality import mlm_accuracy
+
+    student = AutoModelForMaskedLM.from_pretrained(out / "student")
+    res = {"teacher": mlm_accuracy(teacher.model, teacher.tokenizer, sentences, max_len=cfg.seq_len, seed=cfg.seed),
+           "student": mlm_accuracy(student, teacher.tokenizer, sentences, max_len=cfg.seq_len, seed=cfg.seed)}
+    res["retained"] = res["student"]["accuracy"] / max(res["teacher"]["accuracy"], 1e-12)
+    return res
 
 
 def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenizer: Any) -> dict:
@@ -455,6 +470,11 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
               f"pairwise sentence similarities = {quality['similarity_spearman']:.3f}"
               + (f"; mean cosine of projected student vs teacher sentence embeddings = {quality['cosine']:.3f}"
                  if "cosine" in quality else "") + "."]
+    if "mlm" in quality:
+        m = quality["mlm"]
+        lines += ["", f"Held-out masked-token accuracy ({m['teacher']['masked_tokens']} masked tokens of the same "
+                  f"lines, same positions): teacher {m['teacher']['accuracy']:.4f}, ξ* {m['student']['accuracy']:.4f} "
+                  f"(**{100 * m['retained']:.1f}%** of the teacher)."]
     if "sts" in quality:
         q = quality["sts"]
         lines += ["", f"STS ({q['file']}, {q['pairs']} pairs, {q['pooling']} pooling, cosine): Spearman ρ teacher "

@@ -113,6 +113,36 @@ def sts_spearman(embed: Callable[[Sequence[str]], np.ndarray], pairs: StsPairs) 
     return float(spearmanr(cos, pairs.scores).statistic)
 
 
+def mlm_accuracy(model: Any, tokenizer: Any, texts: Sequence[str], *, max_len: int = 128, seed: int = 0,
+                 batch_size: int = 32) -> dict[str, float | int]:
+    """Masked-token accuracy of a ``*ForMaskedLM`` on ``texts``: BERT masking (15 %, 80/10/10) with a fixed
+    seed, so two models (teacher and student, same tokenizer) are scored on the same masked positions."""
+    import torch
+
+    from bortfast.distill.masking import Masker
+
+    if not texts:
+        raise ValueError("mlm_accuracy needs at least one text, got none")
+    masker = Masker(tokenizer)
+    correct = total = 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for b, s in enumerate(range(0, len(texts), batch_size)):
+            batch = tokenizer(list(texts[s:s + batch_size]), padding=True, truncation=True, max_length=max_len,
+                              return_tensors="pt")
+            inputs, labels = masker(batch["input_ids"], seed=seed * 100_003 + b)
+            labels[batch["attention_mask"] == 0] = -100  # never score padding
+            logits = model(input_ids=inputs, attention_mask=batch["attention_mask"]).logits
+            sel = labels != -100
+            correct += int((logits.argmax(-1)[sel] == labels[sel]).sum())
+            total += int(sel.sum())
+    model.train(was_training)
+    if total == 0:
+        raise ValueError(f"mlm_accuracy: no token of the {len(texts)} texts was masked (texts too short)")
+    return {"accuracy": correct / total, "masked_tokens": total}
+
+
 def plot_quality(res: dict, path: str | os.PathLike) -> None:
     """``quality.png``: STS Spearman vs latency î for the teacher, ξ* (distilled) and the pivots (inherited,
     before training). Uses matplotlib's object API: no global backend or pyplot state is touched."""
@@ -138,4 +168,5 @@ def plot_quality(res: dict, path: str | os.PathLike) -> None:
     save_figure(fig, path)
 
 
-__all__ = ["StsPairs", "model_pooling", "plot_quality", "pool", "read_sts", "sts_spearman", "torch_embedder"]
+__all__ = ["StsPairs", "mlm_accuracy", "model_pooling", "plot_quality", "pool", "read_sts", "sts_spearman",
+           "torch_embedder"]

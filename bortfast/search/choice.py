@@ -5,10 +5,16 @@ whether ê ranks capacity at all."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from bortfast.search.algorithm import SearchResult
+from bortfast.space import Arch
+
+# A check of a finalist in the deployment engine: arch -> {"ok": bool, ...measured figures}.
+ChoiceCheck = Callable[[Arch, float | None, float | None], Mapping[str, Any]]
 
 
 def error_param_spearman(result: SearchResult) -> float | None:
@@ -22,10 +28,14 @@ def error_param_spearman(result: SearchResult) -> float | None:
 
 
 def choose_for_user(result: SearchResult, *, max_latency: float | None = None, min_speedup: float | None = None,
-                    max_error: float | None = None) -> SearchResult:
+                    max_error: float | None = None, check: ChoiceCheck | None = None) -> SearchResult:
     """ξ* under a stated budget: with a latency budget (``max_latency`` on î, or ``min_speedup`` over T) the
     trained ξ of lowest ê within it; with only a ceiling on ê the fastest ξ within it. Without any, W's argmax
-    (the paper's rule, kept). ValueError names the budget when no trained ξ meets it."""
+    (the paper's rule, kept). ValueError names the budget when no trained ξ meets it.
+
+    ``check(arch, max_latency, min_speedup)`` re-measures a latency-budget finalist in the deployment engine (î
+    is a proxy): finalists are tried in order of preference and the first whose check says ``"ok"`` is ξ*; every
+    check is recorded in ``selection["checks"]``."""
     rho = error_param_spearman(result)
     budget = max_latency
     if min_speedup is not None:
@@ -36,13 +46,38 @@ def choose_for_user(result: SearchResult, *, max_latency: float | None = None, m
           and (budget is None or c.latency <= budget) and (max_error is None or c.error <= max_error)]
     stated = {"max_latency": max_latency, "min_speedup": min_speedup, "max_error": max_error}
     if not ok:
-        raise ValueError(f"no trained architecture meets {', '.join(f'{k}={v}' for k, v in stated.items() if v)} "
-                         f"(latency unit {result.latency_unit}, teacher î = {result.teacher_latency:.4g}); relax it "
-                         f"or train more pivots (smaller eps)")
+        raise ValueError(f"no trained architecture meets {_stated(stated)} (latency unit {result.latency_unit}, "
+                         f"teacher î = {result.teacher_latency:.4g}); relax it or train more pivots (smaller eps)")
     c = result.candidates
-    best = min(ok, key=lambda k: (c[k].error, c[k].latency, k) if budget is not None else (c[k].latency, c[k].error, k))
+    order = sorted(ok, key=lambda k: (c[k].error, c[k].latency, k) if budget is not None
+                   else (c[k].latency, c[k].error, k))
     rule = "lowest ê within the latency budget" if budget is not None else "fastest within the error ceiling"
+    selection: dict[str, Any] = {"rule": rule, **stated, "latency_budget": budget, "w_argmax": result.best}
+    best = order[0]
+    if check is not None and budget is not None:
+        best, selection["checks"] = _first_passing(order, c, check, max_latency, min_speedup, stated)
     return dataclasses.replace(result, best=best, best_theta=c[best].theta, best_w=c[best].w,
-                               error_param_spearman=rho,
-                               selection={"rule": rule, **stated, "latency_budget": budget,
-                                          "w_argmax": result.best})
+                               error_param_spearman=rho, selection=selection)
+
+
+def _stated(stated: Mapping[str, float | None]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in stated.items() if v)
+
+
+def _first_passing(order: list[int], c: list, check: ChoiceCheck, max_latency: float | None,
+                   min_speedup: float | None, stated: Mapping[str, float | None]) -> tuple[int, list[dict]]:
+    checks: list[dict] = []
+    for k in order:
+        report = dict(check(c[k].arch, max_latency, min_speedup))
+        checks.append({"candidate": k, "arch": list(c[k].arch.tuple), **report})
+        if report.get("ok"):
+            return k, checks
+    raise ValueError(f"{len(order)} trained architecture(s) meet {_stated(stated)} by î but none does when "
+                     f"measured in the deployment engine ({'; '.join(_check_str(r) for r in checks)}); relax the "
+                     f"budget or train more pivots (smaller eps)")
+
+
+def _check_str(r: Mapping[str, Any]) -> str:
+    figures = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+                        if k not in ("candidate", "arch", "ok"))
+    return f"⟨{', '.join(map(str, r['arch']))}⟩: {figures}"

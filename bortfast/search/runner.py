@@ -14,7 +14,7 @@ import numpy as np
 
 from bortfast._base import dist
 from bortfast.search.algorithm import SearchResult, run_algorithm1
-from bortfast.search.choice import choose_for_user
+from bortfast.search.choice import ChoiceCheck, choose_for_user
 from bortfast.search.config import ErrorFn, LatencyProxy, SearchConfig
 from bortfast.search.journal import Journal
 from bortfast.search.report import PLOT_NAME, RESULT_NAME, write_outputs
@@ -67,11 +67,13 @@ def _clear_outputs(out_dir: Path) -> None:
 
 
 def run_search(archs: Sequence[Arch], teacher_arch: Arch, error_fn: ErrorFn, cfg: SearchConfig,
-               settings: Mapping[str, Any], *, out_dir: str | os.PathLike | None = None) -> SearchResult:
+               settings: Mapping[str, Any], *, out_dir: str | os.PathLike | None = None,
+               check: ChoiceCheck | None = None) -> SearchResult:
     """Algorithm 1 over ``archs`` below ``teacher_arch`` with ê = ``error_fn``: p̂ and î for the space (rank 0
     measures latencies, every rank uses them), the journal in ``out_dir`` (resume; ``cfg.overwrite`` clears it),
     the trainings split across the ranks of an initialised ``torch.distributed`` group, and ``search.json`` /
-    ``pareto.png`` written by rank 0. ``settings`` goes into the journal header and the result."""
+    ``pareto.png`` written by rank 0. ``settings`` goes into the journal header and the result. ``check``
+    re-measures latency-budget finalists in the deployment engine (:func:`choose_for_user`; rank 0 alone)."""
     rank, world = dist.rank_world()
     if cfg.eps > len(archs):  # before any (possibly slow) latency measurement
         raise ValueError(f"eps must be in [1, |Xi| = {len(archs)}], got {cfg.eps}")
@@ -108,8 +110,34 @@ def run_search(archs: Sequence[Arch], teacher_arch: Arch, error_fn: ErrorFn, cfg
         world_size=world, gather=dist.all_gather if world > 1 else None, eps_small=cfg.eps_small,
         pareto_delta=cfg.pareto_delta, latency_unit=unit, progress=cfg.progress and rank == 0, settings=settings,
     )
-    result = choose_for_user(result, max_latency=cfg.max_latency, min_speedup=cfg.min_speedup,
-                             max_error=cfg.max_error)
+    result = _choose(result, cfg, check, rank, world)
     if rank == 0 and out_dir is not None:
         write_outputs(result, out_dir)
     return result
+
+
+def _choose(result: SearchResult, cfg: SearchConfig, check: ChoiceCheck | None, rank: int,
+            world: int) -> SearchResult:
+    """:func:`choose_for_user` on rank 0 (a check times engines: alone), its choice broadcast to every rank."""
+    import dataclasses
+
+    def choose() -> SearchResult:
+        return choose_for_user(result, max_latency=cfg.max_latency, min_speedup=cfg.min_speedup,
+                               max_error=cfg.max_error, check=check)
+
+    if world == 1:
+        return choose()
+    picked: Any = None
+    if rank == 0:
+        try:
+            chosen = choose()
+            picked = (chosen.best, chosen.selection, chosen.error_param_spearman)
+        except ValueError as err:
+            picked = str(err)  # every rank raises the same message instead of waiting
+    (picked,) = dist.broadcast(picked)
+    if isinstance(picked, str):
+        raise ValueError(picked)
+    best, selection, rho = picked
+    c = result.candidates[best]
+    return dataclasses.replace(result, best=best, best_theta=c.theta, best_w=c.w, selection=selection,
+                               error_param_spearman=rho)
