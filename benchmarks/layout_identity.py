@@ -11,7 +11,7 @@ teacher rebuilt per run would change every hash. Delete the folder to build new 
 
 Two runs, one per teacher kind (a masked-LM teacher: MLM + KL distillation; an encoder-only teacher: hidden-state
 distillation with a projection), each on a tiny teacher built in-process (tests/_tiny.py), a generated corpus and
-a keyword SST-2 task (tests/tiny_bert.py), so all three training loops run: the short trainings ê of the search,
+a keyword SST-2 task (tests/_tiny.py), so all three training loops run: the short trainings ê of the search,
 the final distillation and fine-tuning. Settings are fixed: ``--latency flops`` (no timing enters the search),
 ``--seed 0``, ``--threads 1``. Hashed: ``search.json`` (it holds no timing field with flops latency; any key named
 ``seconds``/``*_s`` would be dropped; the fixtures' folder is replaced by ``<root>``), the student's
@@ -65,8 +65,7 @@ def hashes(out: Path, root: Path) -> dict[str, str]:
 def fixtures(kind: str, directory: Path) -> tuple[Path, Path, Path]:
     """(teacher, corpus, SST-2 task dir) in ``directory``, built on first use."""
     sys.path.insert(0, str(TESTS))
-    from _tiny import make_tiny_teacher, write_tiny_corpus
-    from tiny_bert import write_keyword_sst2
+    from _tiny import make_tiny_teacher, write_keyword_sst2, write_tiny_corpus
 
     teacher = directory / f"teacher-{kind}"
     if not (teacher / "config.json").is_file():

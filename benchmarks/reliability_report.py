@@ -38,6 +38,14 @@ FILES = {
     "tests/test_tasks.py": "task loaders: malformed TSV/JSONL rows named by file:line",
     "tests/test_distill_train.py": "distillation: SIGKILL mid-run + resume, corrupt/pickle checkpoints",
     "tests/test_search_cli.py": "search: SIGKILL mid-run + resume, refusal to mix settings, --overwrite",
+    "tests/test_kernel_stress.py": "encoder thread pool: random batch/sequence/thread counts, Python threads sharing "
+                                   "one kernel (the TSan workload, here without the sanitizer)",
+    "tests/test_profile.py": "latency cache: two processes writing one cache at once, an old-format cache, other "
+                             "repeats/warm-up/kernel build, corrupt JSON",
+    "tests/test_dist.py": "2 gloo ranks on localhost: an injected failure on one rank, a rank that stalls past the "
+                          "collective timeout, a bad BORTFAST_DIST_TIMEOUT",
+    "tests/test_overwrite.py": "--overwrite on a foreign directory, on ., ~, /, a parent of the cwd, a symlink",
+    "tests/test_cli.py": "every CLI failure class: a message and exit 2, no traceback (--debug shows it)",
 }
 # The TSan run (.ci/tsan) builds its own _core and takes minutes, so its outcome is recorded here, not re-run.
 TSAN_SECTION = [
@@ -73,6 +81,11 @@ TSAN_SECTION = [
         '`test_thread_pool_survives_fork_and_growth` forks a multi-threaded process and starts a fresh pool '
         'in the child, which TSan refuses by default.'
     ),
+    (
+        '- This section is recorded from that run, not re-run by this script (the TSan build takes minutes): '
+        'run `bash .ci/tsan` to check a change. Its persistent build directory re-runs CMake when a csrc/ file '
+        "changes, so `_core.kernel_hash` (the latency cache's kernel version) follows the sources there too."
+    ),
 ]
 
 FINDINGS = [
@@ -89,9 +102,27 @@ FINDINGS = [
     "naming the file and byte.",
     "`.ci/asan` lost sanitizer reports (pytest's fd capture swallowed them when the process exited); it now runs "
     "pytest with `-s`.",
+    "Issue 16: `--overwrite` called `shutil.rmtree` on whatever `--out` named (`.`, `~`); it now removes only what "
+    "bortfast wrote into a directory holding its own state file and refuses `.`, `~`, `/` and parents of the "
+    "working directory (tests/test_overwrite.py).",
+    "Issue 16: RuntimeError and FloatingPointError from the library reached the user as tracebacks; every failure "
+    "class now ends as `bortfast CMD: error: ...`, exit 2 (tests/test_cli.py).",
+    "Issue 16: the latency cache's read-modify-write had no lock: two processes writing 40 entries each into one "
+    "cache lost entries in 3 of 3 runs with the lock removed. Updates now hold an `fcntl.flock` on "
+    "`latency-cache.json.lock` (`test_concurrent_writers_lose_no_entries`).",
+    "Issue 16: the latency cache key had no kernel version, repeats or warm-up, so a timing of other kernel code or "
+    "other settings was reused silently. The key now has all three (kernel version = `__version__` + "
+    "`_core.kernel_hash`, a SHA-256 of csrc/ and the build settings from CMake); a format-1 cache is refused with "
+    "an error, not reused (`test_old_format_cache_is_refused_not_reused`).",
+    "Issue 16: when one rank raised, the other rank's collective failed with gloo's raw \"Connection reset by "
+    "peer ... GLHF!\" (or, for a rank that never arrived, waited out the timeout); it now raises a RuntimeError "
+    "naming the rank, the collective and BORTFAST_DIST_TIMEOUT. Both 2-rank cases end every rank with an error, "
+    "bounded by the subprocess timeout (tests/test_dist.py).",
 ]
-CRASH_SAFETY = re.compile(r"kill|resume|torn|interrupt", re.I)
-STATS = re.compile(r"^(?P<test>\S+::\S+):\s*$|(?P<n>\d+) passing examples, (?P<f>\d+) failing examples", re.M)
+CRASH_SAFETY = re.compile(r"kill|resume|torn|interrupt|concurrent|overwrite|survive", re.I)
+# Hypothesis >= 6.1xx prints "100 passing, 0 failing, and 8 invalid test cases"; older: "100 passing examples, 0 failing
+# examples, ...".
+STATS = re.compile(r"^(?P<test>\S+::\S+):\s*$|(?P<n>\d+) passing(?: examples)?, (?P<f>\d+) failing", re.M)
 
 
 def hypothesis_examples(output: str) -> dict[str, int]:
@@ -133,7 +164,14 @@ def parse_junit(junit: Path) -> list[dict]:
     return rows
 
 
-def render(rows: list[dict], examples: dict[str, int], rc: int, wall: float, asan: tuple | None) -> str:
+def deselected(output: str) -> int:
+    """Tests pytest deselected (the shared_data marker when ../shared/data is absent; tests/conftest.py)."""
+    m = re.search(r"(\d+) deselected", output)
+    return int(m.group(1)) if m else 0
+
+
+def render(rows: list[dict], examples: dict[str, int], rc: int, wall: float, asan: tuple | None,
+           n_deselected: int = 0) -> str:
     by_file: dict[str, list[dict]] = {}
     for r in rows:
         by_file.setdefault(r["file"], []).append(r)
@@ -151,11 +189,12 @@ def render(rows: list[dict], examples: dict[str, int], rc: int, wall: float, asa
         "",
         "| count | value |",
         "|---|---|",
-        f"| tests run | {len(rows)} ({len(rows) - len(failed)} passed, {len(failed)} failed/errored) |",
+        f"| tests run | {len(rows)} ({sum(r['outcome'] == 'passed' for r in rows)} passed, {len(failed)} "
+        f"failed/errored, {sum(r['outcome'] == 'skipped' for r in rows)} skipped; {n_deselected} deselected) |",
         f"| hypothesis examples generated | {n_examples} |",
         f"| inputs/faults tried (examples + plain tests) | {inputs} |",
         f"| crashes (test process killed by a signal) | {crashes} |",
-        f"| lost work (failed kill/resume/torn-write tests) | {len(lost)} |",
+        f"| lost work (failed kill/resume/torn-write/concurrent-writer/overwrite tests) | {len(lost)} |",
         f"| pytest exit status / wall time | {rc} / {wall:.0f} s |",
     ]
     if asan is not None:
@@ -196,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"pytest wrote no junit report (exit {rc})")
         rows = parse_junit(junit)
     asan = run_asan() if args.asan else None
-    text = render(rows, hypothesis_examples(output), rc, wall, asan)
-    from bortfast._io import atomic_open
+    text = render(rows, hypothesis_examples(output), rc, wall, asan, deselected(output))
+    from bortfast._base.io import atomic_open
 
     with atomic_open(args.out, "w") as fh:
         fh.write(text)

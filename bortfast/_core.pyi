@@ -2,6 +2,8 @@
 import numpy as np
 import numpy.typing as npt
 
+kernel_hash: str  # SHA-256 prefix of csrc/ and the build settings (CMakeLists.txt)
+
 def param_counts(
     archs: npt.NDArray[np.int64], vocab_size: int, max_positions: int, type_vocab_size: int, kind: str
 ) -> npt.NDArray[np.int64]: ...

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from tiny_bert import make_tiny_bert, write_keyword_sst2
+from _tiny import make_tiny_bert, write_keyword_sst2
 
 from bortfast.agora import AgoraConfig, MLMPerturber, Theta, WordPerturber, agora, expand, make_generator, prune
 from bortfast.finetune import FinetuneConfig, build_model, decide, encode, load_tokenizer, predict, train_model
@@ -10,13 +10,8 @@ from bortfast.tasks import get_task, load_examples
 
 
 @pytest.fixture(scope="module")
-def vocab(shared_data):
-    return shared_data / "vocab/bert-base-uncased/vocab.txt"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, vocab):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "mlm", vocab)
+def tiny(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "mlm")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +55,7 @@ def test_word_perturber_changes_text_reproducibly():
     assert a[1] == "bad"
 
 
-def test_generator_uses_the_mlm_head_when_there_is_one(tiny, tmp_path, vocab):
+def test_generator_uses_the_mlm_head_when_there_is_one(tiny, tmp_path):
     tok = load_tokenizer(tiny)
     gen = make_generator(tiny, tok, AgoraConfig())
     assert isinstance(gen, MLMPerturber)
@@ -68,7 +63,7 @@ def test_generator_uses_the_mlm_head_when_there_is_one(tiny, tmp_path, vocab):
     out = gen.perturb(texts)
     assert len(out) == 2 and all(o != t for o, t in zip(out, texts))
     assert not any("[" in o for o in out)  # no [MASK], [CLS], [unused..] pieces
-    enc = make_tiny_bert(tmp_path / "enc", vocab, mlm_head=False)
+    enc = make_tiny_bert(tmp_path / "enc", mlm_head=False)
     assert isinstance(make_generator(enc, tok, AgoraConfig()), WordPerturber)
     with pytest.raises(ValueError, match="generator='mlm' needs a checkpoint with a masked-LM head"):
         make_generator(enc, tok, AgoraConfig(generator="mlm"))

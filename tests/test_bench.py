@@ -8,29 +8,25 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+from _tiny import save_tiny_bert, vocab_tokenizer, write_keyword_sst2
+from transformers import BertForSequenceClassification
 
 from bortfast.bench import SpeedupConfig, read_sentences_tsv, run_speedup
 from bortfast.cli import main
 
 
 def _classifier(path: Path, tokenizer, layers: int, hidden: int, heads: int) -> Path:
-    torch.manual_seed(layers)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_attention_heads=heads,
-                        num_hidden_layers=layers, intermediate_size=2 * hidden, max_position_embeddings=64)
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_bert(path, BertForSequenceClassification, tokenizer=tokenizer, seed=layers, layers=layers,
+                          hidden=hidden, heads=heads, intermediate=2 * hidden)
 
 
 @pytest.fixture(scope="module")
-def dirs(tmp_path_factory, shared_data):
+def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
-    tok = BertTokenizerFast.from_pretrained(shared_data / "vocab" / "bert-base-uncased")
+    tok = vocab_tokenizer()
     return {"student": _classifier(root / "student", tok, 1, 32, 4),
             "teacher": _classifier(root / "teacher", tok, 3, 48, 4), "root": root,
-            "sst2": shared_data / "glue" / "SST-2" / "dev.tsv"}
+            "sst2": write_keyword_sst2(root / "glue") / "SST-2" / "dev.tsv"}
 
 
 def test_run_speedup_on_tiny_student_and_teacher(dirs, tmp_path):

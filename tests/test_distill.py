@@ -290,15 +290,12 @@ def test_corpus_the_tokenizer_cannot_read(teacher, tmp_path):
 
 
 def test_teacher_missing_its_mlm_head_is_refused(tmp_path):
-    from _tiny import tiny_tokenizer
-    from transformers import BertConfig, BertModel
+    from _tiny import save_tiny_bert, tiny_tokenizer
+    from transformers import BertConfig
 
-    tok = tiny_tokenizer()
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                        intermediate_size=37, max_position_embeddings=64, architectures=["BertForMaskedLM"])
-    BertModel(config).save_pretrained(tmp_path)  # encoder weights only ...
-    config.architectures = ["BertForMaskedLM"]  # ... but the config claims an MLM head (save_pretrained reset it)
+    save_tiny_bert(tmp_path, tokenizer=tiny_tokenizer(), layers=1)  # encoder weights only ...
+    config = BertConfig.from_pretrained(tmp_path)
+    config.architectures = ["BertForMaskedLM"]  # ... but the config claims an MLM head
     config.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"lacks .*cls\.predictions"):
         load_teacher(tmp_path)

@@ -10,8 +10,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from _tiny import save_tiny_bert, vocab_tokenizer
 from transformers import (
-    BertConfig,
     BertForMaskedLM,
     BertForSequenceClassification,
     BertModel,
@@ -23,21 +23,9 @@ from transformers import (
 from bortfast.export import check_fusions, random_inputs, to_onnx
 
 
-def make_model(path: Path, cls=BertModel, *, hidden=32, heads=4, layers=2, intermediate=37, vocab=None,
-               tokenizer: BertTokenizerFast | None = None, seed=0, **extra) -> Path:
-    torch.manual_seed(seed)
-    vocab_size = len(tokenizer) if tokenizer is not None else (vocab or 99)
-    config = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_attention_heads=heads,
-                        num_hidden_layers=layers, intermediate_size=intermediate, max_position_embeddings=64, **extra)
-    cls(config).save_pretrained(path)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(path)
-    return path
-
-
 @pytest.fixture(scope="module")
-def tokenizer(shared_data) -> BertTokenizerFast:
-    return BertTokenizerFast.from_pretrained(shared_data / "vocab" / "bert-base-uncased")
+def tokenizer() -> BertTokenizerFast:
+    return vocab_tokenizer()
 
 
 def torch_outputs(model_dir: Path, cls, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -52,7 +40,7 @@ def run_onnx(path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
 
 @pytest.mark.parametrize(("hidden", "heads", "layers"), [(32, 4, 2), (48, 3, 1), (64, 8, 3), (32, 1, 2)])
 def test_every_layer_fused_and_parity(tmp_path, hidden, heads, layers):
-    model_dir = make_model(tmp_path / "m", hidden=hidden, heads=heads, layers=layers)
+    model_dir = save_tiny_bert(tmp_path / "m", hidden=hidden, heads=heads, layers=layers)
     report = to_onnx(model_dir, tmp_path / "m.onnx")
     fused = report.fused_ops
     assert fused.get("Attention", 0) + fused.get("MultiHeadAttention", 0) == layers
@@ -73,7 +61,7 @@ def test_every_layer_fused_and_parity(tmp_path, hidden, heads, layers):
 @pytest.mark.parametrize(("cls", "shape"), [(BertForSequenceClassification, (4, 3)),
                                             (BertForMaskedLM, (4, 19, 99))])
 def test_heads_export_logits(tmp_path, cls, shape):
-    model_dir = make_model(tmp_path / "m", cls, num_labels=3)
+    model_dir = save_tiny_bert(tmp_path / "m", cls, num_labels=3)
     report = to_onnx(model_dir, tmp_path / "m.onnx")
     assert report.output_name == "logits" and report.model_class == cls.__name__
     assert report.fusion_complete
@@ -89,7 +77,7 @@ def test_heads_export_logits(tmp_path, cls, shape):
 
 
 def test_int8_close_by_cosine_and_smaller(tmp_path, tokenizer):
-    model_dir = make_model(tmp_path / "m", hidden=64, heads=4, tokenizer=tokenizer)
+    model_dir = save_tiny_bert(tmp_path / "m", hidden=64, heads=4, tokenizer=tokenizer)
     fp32 = to_onnx(model_dir, tmp_path / "fp32.onnx")
     int8 = to_onnx(model_dir, tmp_path / "int8.onnx", quantize="int8")
     assert int8.quantize == "int8" and int8.has_tokenizer
@@ -102,7 +90,7 @@ def test_int8_close_by_cosine_and_smaller(tmp_path, tokenizer):
 
 
 def test_unoptimized_export_has_no_fusions_but_matches(tmp_path):
-    model_dir = make_model(tmp_path / "m")
+    model_dir = save_tiny_bert(tmp_path / "m")
     report = to_onnx(model_dir, tmp_path / "m.onnx", optimize=False)
     assert report.fused_ops == {} and report.fusion_complete is None
     assert report.parity_max_abs_diff <= 1e-4
@@ -119,7 +107,7 @@ def test_check_fusions_names_what_is_missing():
 def test_cli_export(tmp_path, capsys):
     from bortfast.cli import main
 
-    model_dir = make_model(tmp_path / "m", BertForSequenceClassification)
+    model_dir = save_tiny_bert(tmp_path / "m", BertForSequenceClassification)
     assert main(["export", "--model", str(model_dir), "--out", str(tmp_path / "o.onnx"), "--int8",
                  "--report", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
@@ -142,7 +130,7 @@ def test_rejects_non_bert_model_dir(tmp_path):
 
 
 def test_rejects_unsupported_class_opset_and_quantize(tmp_path):
-    model_dir = make_model(tmp_path / "m")
+    model_dir = save_tiny_bert(tmp_path / "m")
     with pytest.raises(ValueError, match="opset 9 is not supported"):
         to_onnx(model_dir, tmp_path / "x.onnx", opset=9)
     with pytest.raises(ValueError, match="opset 99 is not supported"):

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_bert import make_tiny_bert, write_keyword_sst2
+from _tiny import make_tiny_bert, write_keyword_sst2, write_tiny_glue
 from transformers import BertForMultipleChoice, BertForSequenceClassification
 
 from bortfast.finetune import (
@@ -22,13 +22,21 @@ FAST = dict(epochs=3, batch_size=8, learning_rate=5e-3, warmup_ratio=0.1, weight
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, shared_data):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "mlm", shared_data / "vocab/bert-base-uncased/vocab.txt")
+def tiny(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny") / "mlm")
 
 
 @pytest.fixture(scope="module")
 def keyword_task(tmp_path_factory):
     return write_keyword_sst2(tmp_path_factory.mktemp("kw"))
+
+
+@pytest.fixture(scope="module", params=["tiny", pytest.param("real", marks=pytest.mark.shared_data)])
+def glue(request, tmp_path_factory):
+    """A GLUE root: tiny files written in each task's format, and (marker shared_data) the real GLUE files."""
+    if request.param == "real":
+        return request.getfixturevalue("shared_data") / "glue"
+    return write_tiny_glue(tmp_path_factory.mktemp("glue"))
 
 
 def test_finetune_learns_a_learnable_task_and_keeps_the_best_epoch(tiny, keyword_task, tmp_path):
@@ -56,15 +64,15 @@ def test_heldout_selection_leaves_dev_untouched(tiny, keyword_task):
     assert 0.0 <= res["dev"]["accuracy"] <= 1.0
 
 
-def test_cola_gets_the_extra_layer_and_reloads_exactly(tiny, shared_data, tmp_path):
+def test_cola_gets_the_extra_layer_and_reloads_exactly(tiny, glue, tmp_path):
     cfg = FinetuneConfig(**{**FAST, "epochs": 1}, max_train_examples=64, max_eval_examples=32)
-    res = finetune(tiny, "cola", shared_data / "glue", tmp_path / "cola", cfg)
+    res = finetune(tiny, "cola", glue, tmp_path / "cola", cfg)
     assert set(res["dev"]) == {"mcc"} and -1 <= res["dev"]["mcc"] <= 1
     model = load_finetuned(tmp_path / "cola/best")
     assert isinstance(model, BortForSequenceClassification) and isinstance(model.classifier, torch.nn.Sequential)
     assert [m.out_features for m in model.classifier if isinstance(m, torch.nn.Linear)] == [32, 2]
     again = load_finetuned(tmp_path / "cola/best")
-    ids = torch.tensor([[101, 2023, 2003, 102]])
+    ids = load_tokenizer(tiny)(["this film is good"], return_tensors="pt")["input_ids"]
     torch.testing.assert_close(model(input_ids=ids).logits, again(input_ids=ids).logits)
     # Other tasks keep the paper's single linear layer; the flag can force either way.
     assert isinstance(build_model(tiny, "sst2").classifier, torch.nn.Linear)
@@ -72,9 +80,9 @@ def test_cola_gets_the_extra_layer_and_reloads_exactly(tiny, shared_data, tmp_pa
                       torch.nn.Linear)
 
 
-def test_stsb_regression_on_real_data(tiny, shared_data, tmp_path):
+def test_stsb_regression(tiny, glue, tmp_path):
     cfg = FinetuneConfig(**{**FAST, "epochs": 1}, max_train_examples=96, max_eval_examples=64)
-    res = finetune(tiny, "stsb", shared_data / "glue", tmp_path / "stsb", cfg)
+    res = finetune(tiny, "stsb", glue, tmp_path / "stsb", cfg)
     assert set(res["dev"]) == {"pearson", "spearman"} and np.isfinite(res["dev"]["pearson"])
     model = load_finetuned(tmp_path / "stsb/best")
     assert model.config.num_labels == 1 and model.config.problem_type == "regression"
@@ -92,7 +100,7 @@ def test_multiple_choice_head(tiny, tmp_path):
     assert isinstance(load_finetuned(tmp_path / "out/best"), BertForMultipleChoice)
 
 
-def test_bad_models_and_configs(tiny, keyword_task, tmp_path, shared_data):
+def test_bad_models_and_configs(tiny, keyword_task, tmp_path):
     with pytest.raises(FileNotFoundError, match="has no config.json"):
         finetune(tmp_path / "nope", "sst2", keyword_task)
     with pytest.raises(ValueError, match="has no fine-tuned head"):
@@ -106,13 +114,15 @@ def test_bad_models_and_configs(tiny, keyword_task, tmp_path, shared_data):
         build_model(tmp_path / "sst2/best", "stsb")
     with pytest.raises(ValueError, match="task copa .* needs a BertForMultipleChoice model"):
         evaluate(load_finetuned(tmp_path / "sst2/best"), load_tokenizer(tiny), "copa", [])
-    no_tok = make_tiny_bert(tmp_path / "notok", shared_data / "vocab/bert-base-uncased/vocab.txt")
+    no_tok = make_tiny_bert(tmp_path / "notok")
     for f in no_tok.glob("tokenizer*"):
         f.unlink()
     with pytest.raises(FileNotFoundError, match="no tokenizer in"):
         finetune(no_tok, "sst2", keyword_task)
-    small = make_tiny_bert(tmp_path / "small", shared_data / "vocab/bert-base-uncased/vocab.txt", vocab_size=1000)
-    with pytest.raises(ValueError, match="tokenizer has 30522 tokens but .* embeds only vocab_size=1000"):
+    small = make_tiny_bert(tmp_path / "small", vocab_size=100)
+    n_tokens = len(load_tokenizer(tiny))
+    assert n_tokens > 100
+    with pytest.raises(ValueError, match=f"tokenizer has {n_tokens} tokens but .* embeds only vocab_size=100"):
         finetune(small, "sst2", keyword_task)
     gpt = tmp_path / "gpt"
     gpt.mkdir()
@@ -121,8 +131,8 @@ def test_bad_models_and_configs(tiny, keyword_task, tmp_path, shared_data):
         build_model(gpt, "sst2")
 
 
-def test_encoder_without_mlm_head_can_be_finetuned(tmp_path, shared_data, keyword_task):
-    enc = make_tiny_bert(tmp_path / "enc", shared_data / "vocab/bert-base-uncased/vocab.txt", mlm_head=False)
+def test_encoder_without_mlm_head_can_be_finetuned(tmp_path, keyword_task):
+    enc = make_tiny_bert(tmp_path / "enc", mlm_head=False)
     res = finetune(enc, "sst2", keyword_task, None, FinetuneConfig(**{**FAST, "epochs": 1}))
     assert 0 <= res["dev"]["accuracy"] <= 1
 

@@ -1,15 +1,15 @@
 import json
 
 import pytest
-from tiny_bert import make_tiny_bert, write_keyword_sst2
+from _tiny import make_tiny_bert, write_keyword_sst2
 
 from bortfast.cli import main
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, shared_data):
+def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    return make_tiny_bert(root / "mlm", shared_data / "vocab/bert-base-uncased/vocab.txt"), write_keyword_sst2(root)
+    return make_tiny_bert(root / "mlm"), write_keyword_sst2(root)
 
 
 def test_finetune_cli_prints_dev_metrics_and_writes_json(setup, tmp_path, capsys):

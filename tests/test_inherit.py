@@ -5,18 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertModel
+from _tiny import tiny_bert
+from transformers import BertForMaskedLM, BertModel
 
 from bortfast import Arch, SearchSpace
 from bortfast.distill.inherit import Importance, choose_layers, compute_importance, inherit_student, plan_heads
 
 
 def _teacher(layers=3, heads=4, hidden=32, inter=48, seed=0, cls=BertForMaskedLM):
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=60, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                     intermediate_size=inter, max_position_embeddings=40, type_vocab_size=2,
-                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    return cls(cfg).eval()
+    return tiny_bert(cls, seed=seed, vocab_size=60, hidden=hidden, layers=layers, heads=heads, intermediate=inter,
+                     max_positions=40, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0).eval()
 
 
 def _ids(n=6, length=12, seed=1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _tiny
 import numpy as np
 import pytest
 import torch
@@ -14,10 +15,8 @@ from bortfast.kernel import TENSOR_NAMES, EncoderKernel
 
 
 def tiny_config(**overrides) -> BertConfig:
-    kwargs = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=37, max_position_embeddings=64, attn_implementation="eager")
-    kwargs.update(overrides)
-    return BertConfig(**kwargs)
+    """tests/_tiny.py's config (vocab 99, hidden 32, 2 layers, 4 heads, intermediate 37), eager attention."""
+    return _tiny.tiny_config(**{"attn_implementation": "eager", **overrides})
 
 
 def reference(model: BertModel, ids: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -55,8 +54,8 @@ def test_parity_tiny_padded(attn, threads):
 def test_parity_tiny_shapes(arch):
     a = Arch.parse(arch)
     torch.manual_seed(a.hidden)
-    model = BertModel(tiny_config(num_hidden_layers=a.layers, num_attention_heads=a.heads, hidden_size=a.hidden,
-                                  intermediate_size=a.intermediate)).eval()
+    model = BertModel(tiny_config(layers=a.layers, heads=a.heads, hidden=a.hidden,
+                                  intermediate=a.intermediate)).eval()
     gen = torch.Generator().manual_seed(2)
     ids = torch.randint(0, 99, (3, 7), generator=gen)
     mask = padded_mask(3, 7, gen)
@@ -69,8 +68,7 @@ def test_parity_tiny_shapes(arch):
 def test_parity_bort_shape():
     """The Bort architecture <4, 8, 1024, 768> with random weights, a short padded batch."""
     torch.manual_seed(0)
-    config = tiny_config(num_hidden_layers=4, num_attention_heads=8, hidden_size=1024, intermediate_size=768,
-                         attn_implementation="sdpa")
+    config = tiny_config(layers=4, heads=8, hidden=1024, intermediate=768, attn_implementation="sdpa")
     model = BertModel(config).eval()
     gen = torch.Generator().manual_seed(3)
     ids = torch.randint(0, 99, (2, 16), generator=gen)

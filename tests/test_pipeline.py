@@ -98,11 +98,12 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     assert proc3.returncode == 2 and "other settings" in proc3.stderr and "threads" in proc3.stderr
 
 
-def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_corpus_file, tmp_path, monkeypatch,
-                                                        shared_data):
+def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_corpus_file, tmp_path, monkeypatch):
+    from _tiny import write_keyword_sst2
+
     cfg = RunConfig(teacher=str(tiny_teacher_dir), corpus=[str(tiny_corpus_file)], out_dir=str(tmp_path / "run"),
                     eps=16, steps=1, seq_len=32, distill_steps=2, distill_batch_size=2, bench_rounds=1, threads=1,
-                    latency="flops", task="sst2", task_data=str(shared_data / "glue" / "SST-2"),
+                    latency="flops", task="sst2", task_data=str(write_keyword_sst2(tmp_path / "glue") / "SST-2"),
                     finetune_max_train=32, progress=False)
 
     def broken_export(*args, **kwargs):

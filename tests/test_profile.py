@@ -1,8 +1,12 @@
-"""Latency profiler: stats, the on-disk cache (keyed by arch, B, L, threads, CPU), and the CLI."""
+"""Latency profiler: stats, the on-disk cache (keyed by arch, B, L, threads, repeats, warm-up, CPU, kernel version;
+locked against concurrent writers; older formats refused), and the CLI."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -45,7 +49,9 @@ def test_profile_space_cache(tmp_path, monkeypatch):
     assert sorted(calls) == sorted(TINY)
     cache = json.loads((tmp_path / profile.CACHE_FILE).read_text())
     assert len(cache["entries"]) == 3
-    assert all(profile.cpu_model() in key and "|T=1|" in key for key in cache["entries"])
+    assert cache["format"] == profile.CACHE_FORMAT
+    kernel = f"kernel={profile.kernel_version()}"
+    assert all(profile.cpu_model() in k and "|T=1|R=2|W=1|" in k and k.endswith(kernel) for k in cache["entries"])
 
     calls.clear()
     again = profile_space(archs, seq_len=8, threads=1, repeats=2, cache_dir=tmp_path, progress=False)
@@ -54,7 +60,54 @@ def test_profile_space_cache(tmp_path, monkeypatch):
     profile_space(TINY[:1], seq_len=8, threads=2, repeats=2, cache_dir=tmp_path, progress=False)
     profile_space(TINY[:1], seq_len=16, threads=1, repeats=2, cache_dir=tmp_path, progress=False)
     assert calls == [TINY[0], TINY[0]]  # other threads / seq_len are other keys
-    assert len(json.loads((tmp_path / profile.CACHE_FILE).read_text())["entries"]) == 5
+    profile_space(TINY[:1], seq_len=8, threads=1, repeats=3, cache_dir=tmp_path, progress=False)
+    profile_space(TINY[:1], seq_len=8, threads=1, repeats=2, warmup=0, cache_dir=tmp_path, progress=False)
+    assert calls == [TINY[0]] * 4  # so are other repeats / warm-up
+    assert len(json.loads((tmp_path / profile.CACHE_FILE).read_text())["entries"]) == 7
+    # Another kernel build (csrc/ edited, or another bortfast version) measures again instead of reusing.
+    monkeypatch.setattr(profile._core, "kernel_hash", "0123456789abcdef", raising=False)
+    profile_space(TINY[:1], seq_len=8, threads=1, repeats=2, cache_dir=tmp_path, progress=False)
+    assert calls == [TINY[0]] * 5
+
+
+def test_kernel_version_names_package_and_sources():
+    from bortfast import __version__, _core
+
+    assert profile.kernel_version() == f"{__version__}+{_core.kernel_hash}"
+    assert len(_core.kernel_hash) == 16 and int(_core.kernel_hash, 16) >= 0  # a SHA-256 prefix (CMakeLists.txt)
+
+
+def test_old_format_cache_is_refused_not_reused(tmp_path):
+    old_key = f"1,2,16,32|B=1|L=8|T=1|{profile.cpu_model()}"  # the format-1 key (no repeats, warm-up, kernel)
+    old = {"cpu": profile.cpu_model(), "entries": {old_key: {"median_ms": 1.0, "min_ms": 1.0, "max_ms": 1.0,
+                                                             "repeats": 7, "batch": 1, "seq_len": 8, "threads": 1}}}
+    (tmp_path / profile.CACHE_FILE).write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"latency cache .* is format 1, this bortfast reads format 2.*delete it"):
+        profile_space(TINY[:1], seq_len=8, threads=1, cache_dir=tmp_path, progress=False)
+    assert json.loads((tmp_path / profile.CACHE_FILE).read_text()) == old  # left as it was
+
+
+_WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from bortfast.profile import latency
+
+    cache, tag, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    while not go.exists():  # start together, so the two writers interleave
+        time.sleep(0.005)
+    stats = latency.LatencyStats(1.0, 1.0, 1.0, 1, 1, 1, 1)
+    for i in range(40):
+        latency._store(cache, f"{tag}-{i}", stats, "cpu")
+""")
+
+
+def test_concurrent_writers_lose_no_entries(tmp_path):
+    cache, go = tmp_path / profile.CACHE_FILE, tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(cache), tag, str(go)]) for tag in ("a", "b")]
+    go.touch()
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    entries = json.loads(cache.read_text())["entries"]
+    assert sorted(entries) == sorted(f"{tag}-{i}" for tag in ("a", "b") for i in range(40))
 
 
 def test_profile_space_accepts_space_and_array():

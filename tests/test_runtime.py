@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+from _tiny import save_tiny_bert, vocab_tokenizer
+from transformers import BertForSequenceClassification, BertModel, BertTokenizerFast
 
 from bortfast.export import to_onnx
 from bortfast.runtime import Classifier, Encoder
@@ -25,17 +26,12 @@ SENTENCES = [
 
 
 def _save(path: Path, cls, tokenizer, **extra) -> Path:
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_attention_heads=4, num_hidden_layers=2,
-                        intermediate_size=37, max_position_embeddings=24, **extra)
-    cls(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_bert(path, cls, tokenizer=tokenizer, max_positions=24, **extra)
 
 
 @pytest.fixture(scope="module")
-def tokenizer(shared_data) -> BertTokenizerFast:
-    return BertTokenizerFast.from_pretrained(shared_data / "vocab" / "bert-base-uncased")
+def tokenizer() -> BertTokenizerFast:
+    return vocab_tokenizer()
 
 
 @pytest.fixture(scope="module")

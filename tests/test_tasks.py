@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from _tiny import write_tiny_glue
 from scipy.stats import rankdata
 
 from bortfast.tasks import TASKS, compute_metrics, get_task, load_examples, majority_baseline, primary_score
@@ -52,6 +53,29 @@ def test_majority_baseline_on_real_dev(shared_data):
     assert base["f1"] == pytest.approx(2 * 279 / (2 * 279 + 129))
     assert majority_baseline("cola", load_examples("cola", glue, "train"),
                              load_examples("cola", glue, "dev")) == {"mcc": 0.0}
+
+
+# ---------------------------------------------------------------- tiny files in each GLUE layout (tests/_tiny.py)
+
+
+def test_tiny_glue_files_in_each_format(tmp_path):
+    glue = write_tiny_glue(tmp_path, n_train=10, n_dev=6)
+    assert (glue / "MRPC/dev.tsv").read_bytes().startswith(b"\xef\xbb\xbfQuality\t")  # the BOM, as GLUE's file
+    assert not (glue / "CoLA/dev.tsv").read_text().startswith("source")  # no header: the first line is data
+    for task, dirname in (("sst2", "SST-2"), ("cola", "CoLA"), ("mrpc", "MRPC"), ("stsb", "STS-B")):
+        dev = load_examples(task, glue, "dev")
+        assert len(dev) == 6 and len(load_examples(task, glue, "train")) == 10
+        assert load_examples(task, glue / dirname, "dev") == dev  # the task directory itself works too
+    cola = load_examples("cola", glue, "dev")
+    assert [e.label for e in cola] == [int("good" in e.text_a.rstrip(".").split()) for e in cola] == [0, 1] * 3
+    assert cola[0].source.endswith("CoLA/dev.tsv:1")
+    mrpc = load_examples("mrpc", glue, "dev")
+    assert all(e.text_b and e.label == int(("good" in e.text_a) == ("good" in e.text_b)) for e in mrpc)
+    assert mrpc[0].source.endswith("MRPC/dev.tsv:2")  # the BOM header is skipped
+    stsb = load_examples("stsb", glue, "dev")
+    assert {e.label for e in stsb} <= {0.0, 2.5, 5.0} and len({e.label for e in stsb}) > 1
+    assert majority_baseline("sst2", load_examples("sst2", glue, "train"), load_examples("sst2", glue, "dev")) == {
+        "accuracy": 0.5}
 
 
 # ---------------------------------------------------------------- the other GLUE layouts (files as GLUE ships them)
@@ -117,11 +141,11 @@ def test_race_directory_and_jsonl(tmp_path):
 # ---------------------------------------------------------------- bad input
 
 
-def test_unknown_task_and_split(tmp_path, shared_data):
+def test_unknown_task_and_split(tmp_path):
     with pytest.raises(ValueError, match="unknown task 'glue-nope'.*known tasks: boolq"):
         get_task("glue-nope")
     with pytest.raises(ValueError, match="unknown split 'test' for task sst2"):
-        load_examples("sst2", shared_data / "glue", "test")
+        load_examples("sst2", write_tiny_glue(tmp_path / "glue"), "test")
     _write(tmp_path / "SST-2/train.tsv", "sentence\tlabel\ngood\t1\n")
     with pytest.raises(FileNotFoundError, match="split 'dev' of task sst2 not found.*dev.tsv"):
         load_examples("sst2", tmp_path, "dev")

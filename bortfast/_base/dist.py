@@ -2,8 +2,12 @@
 collectives the search and the trainer use.
 
 The process group is created with a timeout (``BORTFAST_DIST_TIMEOUT`` seconds, default 600), so a collective that
-waits on a rank that died raises instead of hanging the job. Without an initialised group every helper is the
-single-process case (rank 0 of 1), so callers need no branches of their own.
+waits on a rank that died raises instead of hanging the job. A collective that fails -- a peer raised and left the
+group (gloo: "connection reset by peer"), or the timeout passed -- raises a RuntimeError that says so and names
+this rank, so every rank ends with an error (tests/test_dist.py: a 2-rank gloo job with an injected failure).
+
+Without an initialised group every helper is the single-process case (rank 0 of 1), so callers need no branches
+of their own.
 """
 
 from __future__ import annotations
@@ -72,11 +76,27 @@ def process_group(*, use_cuda: bool | None = None) -> Iterator[bool]:
             dist.destroy_process_group()
 
 
+@contextlib.contextmanager
+def _collective(name: str) -> Iterator[None]:
+    """Turn a failed collective (torch's DistBackendError and gloo's errors are RuntimeErrors) into one message
+    that says what probably happened and where to look."""
+    try:
+        yield
+    except RuntimeError as err:
+        rank, world = rank_world()
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise RuntimeError(
+            f"rank {rank} of {world}: {name} failed: another rank raised or stopped, or did not reach it within "
+            f"{timeout().total_seconds():g} s (BORTFAST_DIST_TIMEOUT); see the other ranks' errors ({detail})"
+        ) from err
+
+
 def barrier() -> None:
     """Wait for every rank (no-op without a process group)."""
     dist = _initialised()
     if dist is not None:
-        dist.barrier()
+        with _collective("barrier"):
+            dist.barrier()
 
 
 def all_gather(obj: Any) -> list[Any]:
@@ -85,7 +105,8 @@ def all_gather(obj: Any) -> list[Any]:
     if dist is None:
         return [obj]
     parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, obj)
+    with _collective("all_gather"):
+        dist.all_gather_object(parts, obj)
     return parts
 
 
@@ -95,7 +116,8 @@ def broadcast(*objs: Any) -> list[Any]:
     if dist is None:
         return list(objs)
     box = list(objs)
-    dist.broadcast_object_list(box, src=0)
+    with _collective("broadcast"):
+        dist.broadcast_object_list(box, src=0)
     return box
 
 
@@ -107,5 +129,6 @@ def mean_over_ranks(values: list[float], device: Any = "cpu") -> list[float]:
     import torch
 
     reduced = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(reduced)
+    with _collective("all_reduce"):
+        dist.all_reduce(reduced)
     return (reduced / dist.get_world_size()).tolist()

@@ -95,6 +95,22 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``fcntl.flock``) on ``path`` (created if missing, never removed) for the
+    block: processes that read-modify-write one file serialise on it, so none loses another's update. POSIX only."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def to_jsonable(obj: Any) -> Any:
     """Convert dataclasses, numpy scalars/arrays and paths into plain JSON types."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -8,7 +8,7 @@ import sys
 import time
 
 from bortfast._base.io import write_json
-from bortfast.profile.latency import DEFAULT_REPEATS, DEFAULT_WARMUP, cpu_model, profile_stats
+from bortfast.profile.latency import DEFAULT_REPEATS, DEFAULT_WARMUP, cpu_model, kernel_version, profile_stats
 from bortfast.space import Arch, SearchSpace
 
 
@@ -50,6 +50,7 @@ def run_cli(args: argparse.Namespace) -> int:
         "warmup": args.warmup,
         "cpu": cpu_model(),
         "blas": _core.blas_info(),
+        "kernel": kernel_version(),
         "elapsed_s": elapsed,
         "archs": [
             {"layers": a.layers, "heads": a.heads, "hidden": a.hidden, "intermediate": a.intermediate,

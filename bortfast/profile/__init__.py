@@ -7,10 +7,11 @@ from bortfast.profile.latency import (
     LatencyStats,
     cache_key,
     cpu_model,
+    kernel_version,
     measure_latency,
     profile_space,
     profile_stats,
 )
 
 __all__ = ["CACHE_FILE", "EncoderKernel", "LatencyStats", "cache_key", "cpu_model", "default_threads",
-           "measure_latency", "profile_space", "profile_stats"]
+           "kernel_version", "measure_latency", "profile_space", "profile_stats"]

@@ -3,8 +3,16 @@
 
 Each architecture runs through the fused C++ encoder kernel (:mod:`bortfast.profile.kernel`) with random weights --
 allocated once per architecture, no torch model is built -- on a random (B, L, H) input. Results are cached on disk
-as JSON keyed by (architecture, batch, seq_len, threads, CPU model), written atomically after every architecture,
-so an interrupted profile resumes where it stopped and a cache never mixes machines.
+as JSON keyed by (architecture, batch, seq_len, threads, repeats, warm-up, CPU model, kernel version), written
+atomically after every architecture, so an interrupted profile resumes where it stopped and a cache never mixes
+machines, measurement settings or kernel builds.
+
+The kernel version is ``bortfast.__version__`` plus ``_core.kernel_hash``: a SHA-256 prefix of every csrc/ file and
+the build settings, computed by CMakeLists.txt when _core is built, so editing the kernel (even without a version
+bump) or building it with a sanitizer starts a fresh set of entries. Each update is a read-modify-write of the file
+under an exclusive lock (``latency-cache.json.lock``, :func:`bortfast._base.io.file_lock`), so processes sharing one
+cache directory lose none of each other's entries. A cache file in an older format (no ``"format": 2``) is refused
+with an error rather than reused.
 """
 
 from __future__ import annotations
@@ -18,13 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bortfast._base.io import write_json
+from bortfast import _core
+from bortfast._base.io import file_lock, write_json
+from bortfast._base.version import __version__
 from bortfast.profile.kernel import EncoderKernel, _check_threads
 from bortfast.space import Arch, PerLayerArch, SearchSpace
 
 DEFAULT_REPEATS = 7  # timed forward passes per architecture (the median is reported)
 DEFAULT_WARMUP = 1  # untimed passes first (page-faults the scratch buffers, warms caches and the thread pool)
 CACHE_FILE = "latency-cache.json"
+CACHE_FORMAT = 2  # 1: keys without repeats, warm-up and kernel version (bortfast <= 0.1.0 before the lock)
 
 
 @dataclass(frozen=True)
@@ -111,8 +122,16 @@ def _as_archs(archs: Iterable[Arch] | SearchSpace | np.ndarray) -> list[Arch]:
     return out
 
 
-def cache_key(arch: Arch, batch: int, seq_len: int, threads: int, cpu: str) -> str:
-    return f"{arch.layers},{arch.heads},{arch.hidden},{arch.intermediate}|B={batch}|L={seq_len}|T={threads}|{cpu}"
+def kernel_version() -> str:
+    """``<bortfast version>+<_core.kernel_hash>``: changes with the package version and with any csrc/ change."""
+    return f"{__version__}+{_core.kernel_hash}"
+
+
+def cache_key(arch: Arch, batch: int, seq_len: int, threads: int, cpu: str, *, repeats: int, warmup: int,
+              kernel: str) -> str:
+    """The cache entry of one measurement: everything that changes the number measured."""
+    return (f"{arch.layers},{arch.heads},{arch.hidden},{arch.intermediate}|B={batch}|L={seq_len}|T={threads}"
+            f"|R={repeats}|W={warmup}|{cpu}|kernel={kernel}")
 
 
 def _read_cache(path: Path) -> dict[str, dict]:
@@ -124,7 +143,20 @@ def _read_cache(path: Path) -> dict[str, dict]:
         raise ValueError(f"latency cache {path} is not valid JSON ({err}); delete it to re-measure") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
         raise ValueError(f"latency cache {path} has no 'entries' mapping; delete it to re-measure")
+    if data.get("format") != CACHE_FORMAT:
+        raise ValueError(f"latency cache {path} is format {data.get('format', 1)!r}, this bortfast reads format "
+                         f"{CACHE_FORMAT} (keys with repeats, warm-up and kernel version); delete it to re-measure "
+                         "or use another cache directory")
     return data["entries"]
+
+
+def _store(path: Path, key: str, stats: LatencyStats, cpu: str) -> None:
+    """Add one entry: read the file, merge, replace it atomically -- all under the cache's lock, so concurrent
+    writers (other processes profiling into the same directory) lose nothing."""
+    with file_lock(path.with_name(path.name + ".lock")):
+        entries = _read_cache(path)
+        entries[key] = asdict(stats)
+        write_json(path, {"format": CACHE_FORMAT, "cpu": cpu, "entries": entries})
 
 
 def profile_stats(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: int = 1, seq_len: int = 128,
@@ -137,12 +169,16 @@ def profile_stats(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: in
     repeats = _check_positive("repeats", repeats)
     warmup = _check_non_negative("warmup", warmup)
     threads = _check_threads(threads)
-    cpu = cpu_model()
+    cpu, version = cpu_model(), kernel_version()
+
+    def key(a: Arch) -> str:
+        return cache_key(a, batch, seq_len, threads, cpu, repeats=repeats, warmup=warmup, kernel=version)
+
     cache_path = Path(cache_dir) / CACHE_FILE if cache_dir is not None else None
     entries = _read_cache(cache_path) if cache_path is not None else {}
     results: dict[Arch, LatencyStats] = {}
     for a in arch_list:
-        hit = entries.get(cache_key(a, batch, seq_len, threads, cpu))
+        hit = entries.get(key(a))
         if hit is not None:
             results[a] = LatencyStats(**hit)
     todo = list(dict.fromkeys(a for a in arch_list if a not in results))
@@ -156,10 +192,7 @@ def profile_stats(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: in
         results[a] = _time_kernel(kernel, batch, seq_len, threads, repeats, warmup)
         del kernel
         if cache_path is not None:
-            # Merge with whatever another process wrote meanwhile, then replace the file atomically.
-            entries = _read_cache(cache_path)
-            entries[cache_key(a, batch, seq_len, threads, cpu)] = asdict(results[a])
-            write_json(cache_path, {"cpu": cpu, "entries": entries})
+            _store(cache_path, key(a), results[a], cpu)
     return [results[a] for a in arch_list]
 
 
@@ -168,7 +201,8 @@ def profile_space(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: in
                   cache_dir: str | Path | None = None, progress: bool = True) -> np.ndarray:
     """Median latency in ms (float64 array, one per architecture, same order) of the fused kernel for every
     architecture. With ``cache_dir``, measured values are reused across calls and processes (keyed by
-    architecture, batch, seq_len, threads and CPU model) and saved after every architecture."""
+    architecture, batch, seq_len, threads, repeats, warm-up, CPU model and kernel version) and saved after every
+    architecture."""
     stats = profile_stats(archs, batch=batch, seq_len=seq_len, threads=threads, repeats=repeats, warmup=warmup,
                           cache_dir=cache_dir, progress=progress)
     return np.array([s.median_ms for s in stats], dtype=np.float64)

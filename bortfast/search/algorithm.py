@@ -156,6 +156,52 @@ def run_algorithm1(
     result is identical for any ``world_size`` and for a resumed run, given a deterministic ``error_fn``.
     """
     archs = list(archs)
+    thetas, p, i = _check_inputs(archs, params, latency, teacher_params, teacher_latency, eps, thetas, rank,
+                                 world_size)
+    f = np.asarray(flops if flops is not None else np.zeros(len(archs)), dtype=np.int64)
+    journal = journal if journal is not None else Journal(None, settings or {})
+
+    # 1. Pivots: the ε-interval representatives of p̂; every (pivot, θ) is one training, split over the ranks.
+    pivots = pivot_indices(p, eps)
+    jobs = [(pos, int(k), t) for pos, k in enumerate(pivots) for t in range(len(thetas))]
+    mine = [job for job in jobs if job[0] % world_size == rank]
+    # 2. ê of this rank's trainings (journal first), then every rank's.
+    errors = _train(mine, archs, thetas, error_fn, journal, progress)
+    errors = _gathered(errors, gather, jobs, archs, thetas)
+    # 3. W for every (pivot, θ), then argmax (C++; ties -> earliest trial).
+    trial_e = np.array([errors[(k, t)] for _, k, t in jobs], dtype=np.float64)
+    trial_k = np.array([k for _, k, _ in jobs], dtype=np.int64)
+    trial_w = selection.w_coefficients(p[trial_k], i[trial_k], trial_e, teacher_params, teacher_latency, eps_small)
+    trials = [Trial(candidate=k, theta=t, error=float(e), w=float(w))
+              for (_, k, t), e, w in zip(jobs, trial_e, trial_w)]
+    best_trial = trials[selection.argmax(trial_w)]
+    # 4. Every candidate with its best θ, and the (approximate) Pareto fronts of the trained ones.
+    candidates = _candidates(archs, p, i, f, trials, thetas)
+    front, approx = _fronts([int(k) for k in pivots], p, i, candidates, pareto_delta)
+    # world_size is deliberately not recorded: the result does not depend on how many ranks computed it.
+    run_settings = {"eps": int(eps), "thetas": thetas, "eps_small": eps_small, "pareto_delta": pareto_delta}
+    run_settings.update(settings or {})
+    return SearchResult(
+        settings=run_settings,
+        teacher=teacher if teacher is not None else Arch(1, 1, 1, 1),
+        teacher_params=int(teacher_params),
+        teacher_latency=float(teacher_latency),
+        latency_unit=latency_unit,
+        candidates=candidates,
+        trials=trials,
+        best=best_trial.candidate,
+        best_theta=thetas[best_trial.theta],
+        best_w=best_trial.w,
+        pareto_front=front,
+        approx_pareto_front=approx,
+        trainings=len(jobs),
+    )
+
+
+def _check_inputs(archs: list[Arch], params: Sequence[float] | np.ndarray, latency: Sequence[float] | np.ndarray,
+                  teacher_params: float, teacher_latency: float, eps: int, thetas: Sequence[Mapping[str, Any]],
+                  rank: int, world_size: int) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """Reject bad arguments of :func:`run_algorithm1`; return θs as dicts and p̂ and î as float64 arrays."""
     n = len(archs)
     if n == 0:
         raise ValueError("the search space is empty")
@@ -184,12 +230,12 @@ def run_algorithm1(
             f"no architecture in the space is both smaller (p < {teacher_params:g}) and faster "
             f"(i < {teacher_latency:g}) than the teacher, so every W is 0; use a space below the teacher"
         )
-    f = np.asarray(flops if flops is not None else np.zeros(n), dtype=np.int64)
-    journal = journal if journal is not None else Journal(None, settings or {})
+    return thetas, p, i
 
-    pivots = pivot_indices(p, eps)
-    jobs = [(pos, int(k), t) for pos, k in enumerate(pivots) for t in range(len(thetas))]
-    mine = [job for job in jobs if job[0] % world_size == rank]
+
+def _train(mine: list[tuple[int, int, int]], archs: list[Arch], thetas: list[dict], error_fn: ErrorFn,
+           journal: Journal, progress: bool) -> dict[tuple[int, int], float]:
+    """ê of each (pivot position, candidate, θ) job of this rank: from the journal, else ``error_fn`` (recorded)."""
     errors: dict[tuple[int, int], float] = {}
     bar = _progress(mine, progress)
     for _, k, t in bar:
@@ -205,6 +251,12 @@ def run_algorithm1(
         errors[(k, t)] = error
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{arch} e={error:.4g}")
+    return errors
+
+
+def _gathered(errors: dict[tuple[int, int], float], gather: Callable[[dict], list[dict]] | None,
+              jobs: list[tuple[int, int, int]], archs: list[Arch], thetas: list[dict]) -> dict[tuple[int, int], float]:
+    """Every rank's ê merged (``gather``), checked to cover every job."""
     if gather is not None:
         merged: dict[tuple[int, int], float] = {}
         for part in gather(errors):
@@ -213,46 +265,32 @@ def run_algorithm1(
     missing = [(archs[k], thetas[t]) for _, k, t in jobs if (k, t) not in errors]
     if missing:
         raise RuntimeError(f"{len(missing)} trainings missing after gathering, e.g. {missing[0]}")
+    return errors
 
-    # W for every (pivot, θ), then argmax (C++; ties -> earliest trial).
-    trial_k = np.array([k for _, k, _ in jobs], dtype=np.int64)
-    trial_e = np.array([errors[(k, t)] for _, k, t in jobs], dtype=np.float64)
-    trial_w = selection.w_coefficients(p[trial_k], i[trial_k], trial_e, teacher_params, teacher_latency, eps_small)
-    trials = [Trial(candidate=k, theta=t, error=float(e), w=float(w))
-              for (_, k, t), e, w in zip(jobs, trial_e, trial_w)]
-    best_trial = trials[selection.argmax(trial_w)]
 
+def _candidates(archs: list[Arch], p: np.ndarray, i: np.ndarray, f: np.ndarray, trials: list[Trial],
+                thetas: list[dict]) -> list[Candidate]:
+    """One Candidate per architecture; a pivot keeps its best θ: largest W, then smallest ê (matters when W = 0),
+    then earliest."""
     candidates = [Candidate(arch=a, params=int(p[k]), flops=int(f[k]), latency=float(i[k]), pivot=False)
                   for k, a in enumerate(archs)]
-    for trial in trials:  # per ξ keep its best θ: largest W, then smallest ê (matters when W = 0), then earliest
+    for trial in trials:
         c = candidates[trial.candidate]
         c.pivot = True
         if c.w is None or trial.w > c.w or (trial.w == c.w and trial.error < c.error):
             c.error, c.theta, c.w = trial.error, thetas[trial.theta], trial.w
+    return candidates
 
-    trained = [int(k) for k in pivots]
+
+def _fronts(trained: list[int], p: np.ndarray, i: np.ndarray, candidates: list[Candidate],
+            pareto_delta: float) -> tuple[list[int], list[int] | None]:
+    """Indices of the exact and the δ-approximate Pareto front over (p̂, î, ê) of the trained candidates (the
+    approximate one needs every coordinate > 0, else None)."""
     points = np.array([[p[k], i[k], candidates[k].error] for k in trained], dtype=np.float64).reshape(-1, 3)
     front = [trained[j] for j in selection.pareto_front(points)]
     approx = ([trained[j] for j in selection.approx_pareto_front(points, pareto_delta)]
               if (points > 0).all() else None)
-    # world_size is deliberately not recorded: the result does not depend on how many ranks computed it.
-    run_settings = {"eps": int(eps), "thetas": thetas, "eps_small": eps_small, "pareto_delta": pareto_delta}
-    run_settings.update(settings or {})
-    return SearchResult(
-        settings=run_settings,
-        teacher=teacher if teacher is not None else Arch(1, 1, 1, 1),
-        teacher_params=int(teacher_params),
-        teacher_latency=float(teacher_latency),
-        latency_unit=latency_unit,
-        candidates=candidates,
-        trials=trials,
-        best=best_trial.candidate,
-        best_theta=thetas[best_trial.theta],
-        best_w=best_trial.w,
-        pareto_front=sorted(front),
-        approx_pareto_front=sorted(approx) if approx is not None else None,
-        trainings=len(jobs),
-    )
+    return sorted(front), sorted(approx) if approx is not None else None
 
 
 def _progress(items: list, enabled: bool):
