@@ -49,6 +49,9 @@ class OrtSpeedCheck:
         return path
 
     def __call__(self, arch: Arch, max_latency: float | None, min_speedup: float | None) -> dict[str, Any]:
+        if not isinstance(arch, Arch):
+            raise ValueError(f"the engine check times uniform ⟨D, A, H, I⟩ students, got {arch!r}; turn it off "
+                             f"(--no-engine-check) for per-layer architectures")
         feed = fixed_feed(self.teacher_arch.vocab_size, 1, self.seq_len, self.seed)
         engines = [Engine(label, str(path), ort_session_engine, {"path": str(path), "feed": feed,
                                                                  "threads": self.threads})
