@@ -151,7 +151,7 @@ def test_precision_auto_times_both_measures_agreement_and_ships_one(tmp_path, ca
     from bortfast.profile.timing import TimingConfig
 
     fast = TimingConfig(rounds=2, min_samples=4, warmup=1, settle_s=0.0)
-    encoder = make_model(tmp_path / "enc", hidden=64, heads=4, layers=2, intermediate=128)
+    encoder = save_tiny_bert(tmp_path / "enc", hidden=64, heads=4, layers=2, intermediate=128)
     report = choose_precision(encoder, tmp_path / "enc.onnx", config=PrecisionConfig(
         threads=1, seq_len=32, sample_size=20, timing=fast, min_speedup=1e-6))  # any speed passes: agreement decides
     assert report.agreement_metric == "cosine" and 0.99 <= report.agreement <= 1.0 + 1e-9
@@ -163,7 +163,7 @@ def test_precision_auto_times_both_measures_agreement_and_ships_one(tmp_path, ca
     ops = {n.op_type for n in onnx.load(str(tmp_path / "enc.onnx")).graph.node}
     assert "MatMulInteger" in ops  # the file shipped is the INT8 one
     # a classifier: prediction agreement; an impossible speed bar keeps fp32
-    clf = make_model(tmp_path / "clf", BertForSequenceClassification, hidden=64, heads=4)
+    clf = save_tiny_bert(tmp_path / "clf", BertForSequenceClassification, hidden=64, heads=4)
     assert main(["export", "--model", str(clf), "--out", str(tmp_path / "clf.onnx"), "--precision", "auto",
                  "--threads", "1", "--seq-len", "16", "--min-speedup", "1000", "--report",
                  str(tmp_path / "r.json")]) == 0
