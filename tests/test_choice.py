@@ -24,6 +24,19 @@ def test_check_walks_the_finalists_in_order_and_records_every_measurement():
     assert chosen.best_theta == r.candidates[1].theta and chosen.best_w == r.candidates[1].w
 
 
+def test_with_a_check_finalists_include_xi_that_the_proxy_puts_slightly_over_the_budget():
+    from bortfast.search.choice import CHECK_SLACK
+
+    r = _result([0.5, 0.3, 0.05, 0.1], [1.0, 2.0, 8.0, 5.0])  # budget 10 / 1.5 = 6.67 ms by î
+    assert choose_for_user(r, min_speedup=1.5).best == 3  # î alone: candidate 2 (8 ms) is over the budget
+    assert 8.0 * CHECK_SLACK <= 10 / 1.5 < 8.0
+    chosen = choose_for_user(r, min_speedup=1.5, check=lambda a, m, s: {"ok": True, "speedup": 2.0})
+    assert chosen.best == 2 and chosen.selection["finalists_within"] == pytest.approx(10 / 1.5 / CHECK_SLACK)
+    # ... but never ξ beyond the slack (candidate 2 at 10 ms would need î 7 ms to be timed).
+    far = _result([0.5, 0.3, 0.05, 0.1], [1.0, 2.0, 10.0, 5.0])
+    assert choose_for_user(far, min_speedup=1.5, check=lambda a, m, s: {"ok": True, "speedup": 2.0}).best == 3
+
+
 def test_no_check_for_w_or_an_error_ceiling_and_a_clear_error_when_all_fail():
     r = _result([0.5, 0.3, None, 0.1], [1.0, 2.0, 3.0, 5.0])
 
