@@ -24,6 +24,7 @@ class LossWeights:
     beta: float = 0.5  # weight of the distillation term
     temperature: float = 2.0  # τ of the softened softmax (MLM teacher only)
     hidden_loss: HiddenLoss = "mse"  # distance for a hidden-state teacher
+    embedding: float = 0.0  # γ: weight of the sentence-level terms (hidden teacher): pooled cosine + in-batch relation
 
 
 
@@ -57,6 +58,7 @@ class DistillConfig:
     beta: float = 0.5  # distillation weight (alexa/bort)
     temperature: float = 2.0  # τ (alexa/bort)
     hidden_loss: str = "mse"  # "mse", "cosine" or "mse+cosine" (token-level) for an encoder-only teacher
+    embedding_loss: float = 0.0  # γ (encoder-only teacher): + γ·(pooled-embedding cosine + in-batch relation MSE)
     mlm_probability: float = 0.15  # masking rate (80/10/10 replacement)
     dropout: float = 0.1  # student dropout
     heldout_fraction: float = 0.05  # share of blocks held out for evaluation
@@ -114,6 +116,8 @@ class DistillConfig:
         alpha = 0.1 if self.alpha is None else self.alpha
         if alpha < 0 or self.beta < 0 or alpha + self.beta == 0:
             raise ValueError(f"DistillConfig alpha={self.alpha}, beta={self.beta}: need alpha, beta >= 0, not both 0")
+        if not self.embedding_loss >= 0:
+            raise ValueError(f"DistillConfig.embedding_loss must be >= 0, got {self.embedding_loss!r}")
         if not self.temperature > 0:
             raise ValueError(f"DistillConfig.temperature must be positive, got {self.temperature!r}")
         if self.hidden_loss not in ("mse", "cosine", "mse+cosine"):
@@ -134,7 +138,7 @@ class DistillConfig:
 
     def loss_weights_for(self, kind: str) -> LossWeights:
         return default_loss_weights(kind, self.alpha, beta=self.beta, temperature=self.temperature,
-                                    hidden_loss=self.hidden_loss)
+                                    hidden_loss=self.hidden_loss, embedding=self.embedding_loss)
 
     @property
     def warmup_steps(self) -> int:

@@ -61,7 +61,21 @@ def distillation_loss(
             kd = cos
         else:  # "mse+cosine": the cosine term sees what an embedding loses when hidden channels are cut
             kd = F.mse_loss(hs, ht) + cos
+        if weights.embedding:
+            kd = kd + weights.embedding * embedding_loss(hs, ht)
     return weights.alpha * mlm + weights.beta * kd, mlm, kd
+
+
+def embedding_loss(hs: torch.Tensor, ht: torch.Tensor) -> torch.Tensor:
+    """Sentence-level distance of (B, L, H) student/teacher states: mean-pooled cosine distance plus the MSE of
+    the in-batch cosine-similarity matrices (what STS-style ranking of pairs depends on). Packed corpus blocks
+    carry no padding, so the mean runs over every position."""
+    import torch.nn.functional as F
+
+    ps, pt = F.normalize(hs.mean(1), dim=-1), F.normalize(ht.mean(1), dim=-1)  # (B, H)
+    pooled = (1.0 - (ps * pt).sum(-1)).mean()
+    relation = F.mse_loss(ps @ ps.T, pt @ pt.T)
+    return pooled + relation
 
 
 def teacher_targets(teacher: Teacher, input_ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,90 @@
+"""Distillation recipe vs quality at a fixed student and step budget: which loss, learning rate and block length
+buy the most STS-B per minute of CPU (issue 14, item 6: "steps vs quality").
+
+Each row distils the same inherited student (default ⟨2,12,192,1152⟩, the demo's ξ*) from the demo teacher
+all-MiniLM-L6-v2 on the embedded stdlib-docstring corpus with bortfast's own trainer, then scores it zero-shot on
+``../shared/data/glue/STS-B/dev.tsv`` with mean pooling (the student as deployed, no projection) and records the
+wall time of the distillation. Rows are ``name:key=value,key=value`` over :class:`bortfast.distill.DistillConfig`
+fields; finished rows are kept in --out and skipped on a re-run.
+
+Run (about 3-4 minutes a row on 2 cores):
+    python benchmarks/distill_recipe.py --sts ../shared/data/glue/STS-B/dev.tsv --out /tmp/bortfast-recipe \\
+        --row base: --row emb1:embedding_loss=1.0 --row lr3:lr=3e-4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from bortfast._base.io import write_json
+from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
+from bortfast.data.stdlib import write_stdlib_corpus
+from bortfast.data.teacher import bundled_teacher_path
+from bortfast.distill import DistillConfig, distill
+
+BASE = dict(steps=200, batch_size=32, seq_len=64, lr=1e-4, max_blocks=2000, eval_every=0, checkpoint_every=0,
+            progress=False)
+
+
+def parse_row(spec: str) -> tuple[str, dict]:
+    name, _, body = spec.partition(":")
+    if not name:
+        raise SystemExit(f"--row {spec!r}: expected NAME:key=value,...")
+    fields = {f.name: f.type for f in DistillConfig.__dataclass_fields__.values()}
+    kw: dict = {}
+    for item in filter(None, body.split(",")):
+        key, _, value = item.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--row {spec!r}: {key!r} is not a DistillConfig field")
+        kw[key] = json.loads(value) if value[:1] in "[{\"" or value in ("true", "false", "null") else (
+            float(value) if any(c in value for c in ".e") else int(value) if value.lstrip("-").isdigit() else value)
+    return name, kw
+
+
+def score(model_dir: Path, pairs) -> float:
+    from transformers import AutoTokenizer, BertModel
+
+    model = BertModel.from_pretrained(model_dir, add_pooling_layer=False)
+    return sts_spearman(torch_embedder(model, AutoTokenizer.from_pretrained(model_dir), pooling="mean"), pairs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sts", required=True, help="STS-B dev.tsv")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--arch", default="2,12,192,1152")
+    ap.add_argument("--row", action="append", required=True, help="NAME:key=value,... (DistillConfig overrides)")
+    args = ap.parse_args()
+    import torch
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = out / "corpus.txt"
+    if not corpus.is_file():
+        write_stdlib_corpus(corpus)
+    pairs = read_sts(args.sts)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for spec in args.row:
+        name, kw = parse_row(spec)
+        key = f"{args.arch}|{name}"
+        if key in results:
+            print(f"{name}: kept {results[key]}")
+            continue
+        cfg = DistillConfig(teacher=str(bundled_teacher_path()), corpus=[str(corpus)], arch=args.arch,
+                            out_dir=str(out / args.arch.replace(",", "-") / name), **{**BASE, **kw})
+        t0 = time.perf_counter()
+        final = distill(cfg)
+        wall = time.perf_counter() - t0
+        results[key] = {"arch": args.arch, "row": name, "overrides": kw, "sts_dev": round(score(final, pairs), 4),
+                        "distill_s": round(wall, 1), "torch_threads": torch.get_num_threads(),
+                        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+        write_json(results_path, results)
+        print(json.dumps(results[key]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
