@@ -132,3 +132,22 @@ def test_public_names_still_work():
     assert callable(bortfast.extract) and bortfast.search.extract is bortfast.extract
     assert callable(bortfast.to_onnx) and bortfast.Encoder.__name__ == "Encoder"
     assert importlib.import_module("bortfast.agora").agora.__module__ == "bortfast.finetune.agora"
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def _long_functions(code: str, limit: int) -> list[tuple[str, int]]:
+    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(code))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit]
+
+
+def test_no_function_is_over_80_lines():
+    long = [f"{_module_name(p)}.{name} ({n} lines)" for p in sorted(PACKAGE.rglob("*.py"))
+            for name, n in _long_functions(p.read_text(encoding="utf-8"), MAX_FUNCTION_LINES)]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_the_length_check_counts_a_function_from_def_to_last_line():
+    code = "def short():\n    return 1\n\n\ndef long():\n" + "    x = 1\n" * 81
+    assert _long_functions(code, 80) == [("long", 82)]

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,79 +38,199 @@ class StageError(RuntimeError):
     """A pipeline stage failed; the message names the stage and the run directory to re-run in."""
 
 
-@dataclass
-class RunConfig:
-    """Settings of :func:`run` (also the options of ``bortfast run``)."""
+def _positive_ints(obj: Any, names: tuple[str, ...], prefix: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"RunConfig.{prefix}{name} must be a positive int, got {value!r}")
 
-    teacher: str  # local transformers directory or hub id
-    out_dir: str  # the report directory
-    corpus: list[str] = field(default_factory=list)  # text files / dirs / hf: names; empty = embedded stdlib corpus
-    space: str = "below-teacher"  # "below-teacher" or "bert-paper"
+
+@dataclass
+class SearchStage:
+    """Algorithm 1 in the pipeline: which ξ are trained, how, and how ξ* is chosen."""
+
+    space: Literal["below-teacher", "bert-paper"] = "below-teacher"  # search space Ξ
     eps: int = 16  # ε of Algorithm 1: one trained pivot every eps architectures (by parameter count)
     steps: int = 10  # short-training steps per pivot
-    lrs: tuple[float, ...] = (1e-3,)  # Θ: learning rates of the short trainings
-    latency: str = "kernel"  # î proxy: "kernel" (measured C++ latency) or "flops"
-    seq_len: int = 128  # latency shape L and the search's training blocks
-    distill_seq_len: int | None = None  # tokens per block of the final distillation (None: seq_len)
-    search_batch_size: int = 8  # sequences per short-training step
-    max_blocks: int | None = 2000  # corpus blocks used (None: all)
-    distill_steps: int = 300  # optimiser steps of the final distillation
-    distill_batch_size: int = 16
-    distill_lr: float = 5e-4
-    task: str | None = None  # optional fine-tuning task (e.g. "sst2")
-    task_data: str | None = None  # its data directory
-    finetune_epochs: int = 1
-    finetune_max_train: int | None = 2000  # training examples used (None: all)
-    finetune_lr: float = 1e-4
-    bench_rounds: int = 5  # interleaved timing rounds
-    bench_sentences: int = 256  # held-out sentences for the end-to-end timing and the quality check
-    threads: int = 2
-    seed: int = 0
-    init: str = "inherit"  # students cut out of the teacher ("random": the paper's from-scratch setting)
-    max_latency: float | None = None  # ξ* = lowest ê with î within this budget (ms for --latency kernel)
-    min_speedup: float | None = None  # ξ* = lowest ê among ξ at least this many times faster than T (by î)
-    max_error: float | None = None  # ξ* = the fastest ξ with ê within this ceiling
-    engine_check: bool = True  # a latency-budget ξ* must also meet it in ORT fp32 (finalists timed vs the teacher)
-    sts: str | None = None  # STS-B style TSV: STS Spearman of teacher, ξ* and the pivots in the quality stage
-    overwrite: bool = False  # start again in an out_dir that holds another run
-    progress: bool = True
+    lrs: tuple[float, ...] = field(default=(1e-3,), metadata={"flag": "lr"})  # Θ: learning rates of the short trainings
+    latency: Literal["kernel", "flops"] = "kernel"  # î proxy: measured C++ kernel latency on this CPU, or FLOPs
+    train_batch_size: int = field(default=8, metadata={"dest": "search_batch_size"})  # sequences per short training
+    max_latency: float | None = field(default=None, metadata={
+        "flag": "max-latency-ms", "help": "ξ* = the lowest ê with î within this budget (ms with --latency kernel, "
+                                          "FLOPs with flops)"})
+    min_speedup: float | None = None  # ξ* = the lowest ê among ξ at least this many times faster than T (by î)
+    max_error: float | None = None  # quality floor as a ceiling on ê: ξ* = the fastest ξ within it
+    engine_check: bool = field(default=True, metadata={
+        "help": "trust î alone for --min-speedup / --max-latency-ms (default: the finalists are also timed against "
+                "the teacher in ONNX Runtime fp32 and must meet the budget there)"})
 
     def __post_init__(self) -> None:
-        self.corpus = [os.fspath(c) for c in ([self.corpus] if isinstance(self.corpus, (str, os.PathLike))
-                                              else self.corpus)]
-        self.teacher, self.out_dir = os.fspath(self.teacher), os.fspath(self.out_dir)
         self.lrs = tuple(float(x) for x in self.lrs)
         if self.space not in ("below-teacher", "bert-paper"):
             raise ValueError(f"space must be 'below-teacher' or 'bert-paper', got {self.space!r}")
         if self.latency not in ("kernel", "flops"):
             raise ValueError(f"latency must be 'kernel' or 'flops', got {self.latency!r}")
-        for name in ("eps", "steps", "seq_len", "search_batch_size", "distill_steps", "distill_batch_size",
-                     "finetune_epochs", "bench_rounds", "bench_sentences", "threads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"RunConfig.{name} must be a positive int, got {value!r}")
+        _positive_ints(self, ("eps", "steps"), "")
+        v = self.train_batch_size
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"RunConfig.search_batch_size must be a positive int, got {v!r}")
         if not self.lrs or any(not lr > 0 for lr in self.lrs):
             raise ValueError(f"RunConfig.lrs must be positive learning rates, got {self.lrs!r}")
-        dsl = self.distill_seq_len
+
+
+@dataclass
+class DistillStage:
+    """The final distillation of ξ* from the teacher."""
+
+    steps: int = 300  # optimiser steps of the final distillation
+    batch_size: int = 16  # sequences per step
+    seq_len: int | None = None  # tokens per block of the final distillation (None: --seq-len)
+    lr: float = 5e-4  # peak learning rate
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("steps", "batch_size"), "distill_")
+        dsl = self.seq_len
         if dsl is not None and (isinstance(dsl, bool) or not isinstance(dsl, int) or dsl < 8):
-            raise ValueError(f"RunConfig.distill_seq_len must be an int >= 8 or None, got {self.distill_seq_len!r}")
-        if self.init not in ("inherit", "random"):
-            raise ValueError(f"RunConfig.init must be 'inherit' or 'random', got {self.init!r}")
-        if self.sts is not None:
-            self.sts = os.fspath(self.sts)
-            if not Path(self.sts).is_file():
-                raise FileNotFoundError(f"--sts file {self.sts!r} does not exist")
+            raise ValueError(f"RunConfig.distill_seq_len must be an int >= 8 or None, got {self.seq_len!r}")
+
+
+@dataclass
+class FinetuneStage:
+    """The optional fine-tuning of the student on a task (distillation on it when the teacher is fine-tuned)."""
+
+    task: str | None = field(default=None, metadata={"dest": "task"})  # a task to fine-tune on, e.g. sst2
+    task_data: str | None = field(default=None, metadata={"dest": "task_data"})  # the task's data directory (GLUE TSVs)
+    epochs: int = 1  # fine-tuning epochs
+    max_train: int | None = 2000  # training examples used (None: all)
+    lr: float = 1e-4  # fine-tuning learning rate
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("epochs",), "finetune_")
         if (self.task is None) != (self.task_data is None):
             raise ValueError(f"--task and --task-data go together (got task={self.task!r}, "
                              f"task_data={self.task_data!r})")
 
+
+@dataclass
+class BenchStage:
+    """The end-to-end timing of the deployed student against the teacher."""
+
+    rounds: int = 5  # interleaved timing rounds
+    sentences: int = 256  # held-out sentences for the end-to-end timing and the quality check
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("rounds", "sentences"), "bench_")
+
+
+@dataclass
+class QualityStage:
+    """How much of the teacher the student keeps."""
+
+    sts: str | None = field(default=None, metadata={
+        "metavar": "TSV", "help": "STS-B style TSV (sentence1, sentence2, score): STS Spearman of the teacher, ξ* and "
+                                  "the pivots"})
+
+    def __post_init__(self) -> None:
+        if self.sts is not None:
+            self.sts = os.fspath(self.sts)
+            if not Path(self.sts).is_file():
+                raise FileNotFoundError(f"--sts file {self.sts!r} does not exist")
+
+
+# RunConfig's stage fields and their config classes, in pipeline order; the prefix of their flat names and flags.
+STAGE_CONFIGS: dict[str, tuple[type, str]] = {
+    "search": (SearchStage, ""), "distill": (DistillStage, "distill_"), "finetune": (FinetuneStage, "finetune_"),
+    "bench": (BenchStage, "bench_"), "quality": (QualityStage, ""),
+}
+
+
+def _flat_names() -> dict[str, tuple[str, str]]:
+    """flat setting name (``distill_steps``: a ``bortfast run`` option and a RunConfig keyword) → (stage, field)."""
+    names = {}
+    for stage, (cls, prefix) in STAGE_CONFIGS.items():
+        for f in dataclasses.fields(cls):
+            names[f.metadata.get("dest", prefix + f.name)] = (stage, f.name)
+    return names
+
+
+FLAT_NAMES = _flat_names()
+
+
+@dataclass(init=False)
+class RunConfig:
+    """Settings of :func:`run` (also the options of ``bortfast run``): the run's own and one config per stage.
+
+    ``RunConfig(teacher=..., out_dir=..., search=SearchStage(eps=8), distill=DistillStage(steps=100))``, or with
+    the flat names of ``bortfast run``'s options: ``RunConfig(teacher=..., out_dir=..., eps=8, distill_steps=100)``
+    (read back as ``cfg.eps`` / ``cfg.distill_steps`` too). A stage given both ways is refused.
+    """
+
+    teacher: str  # local transformers directory or hub id
+    out_dir: str = field(metadata={"flag": "out", "metavar": "OUT"})  # the report directory (re-run to resume)
+    corpus: list[str] = field(default_factory=list)  # text files / dirs / hf:NAME (empty: the stdlib docstrings)
+    seq_len: int = 128  # latency shape L, the search's training blocks, export, timing and quality
+    max_blocks: int | None = 2000  # corpus blocks used (None: all)
+    threads: int = 2  # CPU threads
+    seed: int = 0  # seeds every student, the data split and the masking
+    init: Literal["inherit", "random"] = "inherit"  # students cut out of the teacher (random: the paper's setting)
+    overwrite: bool = False  # discard a previous run in --out
+    progress: bool = field(default=True, metadata={"help": "no progress bars / stage messages"})
+    search: SearchStage = field(default_factory=SearchStage, metadata={"cli": False})
+    distill: DistillStage = field(default_factory=DistillStage, metadata={"cli": False})
+    finetune: FinetuneStage = field(default_factory=FinetuneStage, metadata={"cli": False})
+    bench: BenchStage = field(default_factory=BenchStage, metadata={"cli": False})
+    quality: QualityStage = field(default_factory=QualityStage, metadata={"cli": False})
+
+    def __init__(self, teacher: str | os.PathLike, out_dir: str | os.PathLike, corpus: Any = (),
+                 **settings: Any) -> None:
+        self.teacher, self.out_dir, self.corpus = teacher, out_dir, corpus
+        flat = {k: settings.pop(k) for k in list(settings) if k in FLAT_NAMES}
+        for f in dataclasses.fields(self):
+            if f.name in ("teacher", "out_dir", "corpus"):
+                continue
+            if f.name in settings:
+                setattr(self, f.name, settings.pop(f.name))
+            elif f.name not in STAGE_CONFIGS:
+                setattr(self, f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        if settings:
+            raise TypeError(f"RunConfig got unknown settings {sorted(settings)}")
+        for stage, (cls, _) in STAGE_CONFIGS.items():
+            mine = {FLAT_NAMES[k][1]: v for k, v in flat.items() if FLAT_NAMES[k][0] == stage}
+            if stage in self.__dict__ and mine:
+                raise ValueError(f"RunConfig got {stage}= and the flat settings {sorted(mine)} of that stage: give "
+                                 f"the stage's settings one way")
+            if stage not in self.__dict__:
+                setattr(self, stage, cls(**mine))
+            elif not isinstance(getattr(self, stage), cls):
+                raise ValueError(f"RunConfig.{stage} must be a {cls.__name__}, got {getattr(self, stage)!r}")
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        self.corpus = [os.fspath(c) for c in ([self.corpus] if isinstance(self.corpus, (str, os.PathLike))
+                                              else self.corpus)]
+        self.teacher, self.out_dir = os.fspath(self.teacher), os.fspath(self.out_dir)
+        _positive_ints(self, ("seq_len", "threads"), "")
+        if self.init not in ("inherit", "random"):
+            raise ValueError(f"RunConfig.init must be 'inherit' or 'random', got {self.init!r}")
+
+    def __getattr__(self, name: str) -> Any:  # only called for names that are no attribute: the flat ones
+        if name in FLAT_NAMES:
+            stage, key = FLAT_NAMES[name]
+            return getattr(getattr(self, stage), key)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in FLAT_NAMES:  # the stage's own field, re-validated
+            stage, key = FLAT_NAMES[name]
+            value, name = dataclasses.replace(getattr(self, stage), **{key: value}), stage
+        object.__setattr__(self, name, value)
+
     def identity(self) -> dict[str, Any]:
-        """The settings that define the run's results (a re-run must match them to resume)."""
-        d = dataclasses.asdict(self)
-        for key in ("overwrite", "progress", "out_dir"):
-            d.pop(key)
-        d["lrs"] = list(d["lrs"])
-        return d
+        """The settings that define the run's results (a re-run must match them to resume), by flat name."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in STAGE_CONFIGS and f.name not in ("overwrite", "progress", "out_dir")}
+        d.update({name: getattr(getattr(self, stage), key) for name, (stage, key) in FLAT_NAMES.items()})
+        return json.loads(json.dumps(d))  # tuples as lists, as pipeline.json holds them
 
 
 def _log(cfg: RunConfig, msg: str) -> None:
@@ -178,7 +298,7 @@ def _stage_corpus(cfg: RunConfig, out: Path, st: dict) -> dict:
                f"{info['paragraphs']} paragraphs, {info['characters']} characters", **info}
     heldout = out / "corpus" / "heldout.txt"  # never trained on: search and distillation exclude these lines
     with atomic_open(heldout) as f:
-        f.write("\n".join(_tail_lines(res["paths"], cfg.bench_sentences)) + "\n")
+        f.write("\n".join(_tail_lines(res["paths"], cfg.bench.sentences)) + "\n")
     return {**res, "heldout": str(heldout)}
 
 
@@ -202,12 +322,13 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
     from bortfast.search import extract
 
     search_dir = out / "search"
+    # SearchStage's fields are SearchConfig's, except the three that are no SearchConfig field
+    settings = {k: v for k, v in dataclasses.asdict(cfg.search).items() if k not in ("space", "lrs", "engine_check")}
     result = extract(
-        cfg.teacher, st["corpus"]["paths"], cfg.space, out_dir=search_dir, eps=cfg.eps, steps=cfg.steps,
-        thetas=tuple({"lr": lr} for lr in cfg.lrs), latency=cfg.latency, seq_len=cfg.seq_len,
-        train_batch_size=cfg.search_batch_size, threads=cfg.threads, seed=cfg.seed, max_blocks=cfg.max_blocks,
-        progress=cfg.progress, init=cfg.init, max_latency=cfg.max_latency, min_speedup=cfg.min_speedup,
-        max_error=cfg.max_error, exclude_file=st["corpus"]["heldout"], check=_engine_check(cfg, out),
+        cfg.teacher, st["corpus"]["paths"], cfg.search.space, out_dir=search_dir,
+        thetas=tuple({"lr": lr} for lr in cfg.search.lrs), seq_len=cfg.seq_len, threads=cfg.threads, seed=cfg.seed,
+        max_blocks=cfg.max_blocks, progress=cfg.progress, init=cfg.init, exclude_file=st["corpus"]["heldout"],
+        check=_engine_check(cfg, out), **settings,
     )
     for name in ("search.json", "pareto.png"):
         shutil.copyfile(search_dir / name, out / f".{name}.tmp")
@@ -221,7 +342,8 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 def _engine_check(cfg: RunConfig, out: Path) -> Any:
     """The deployment-engine check of a latency budget's finalists (None: no budget, FLOPs î, or switched off)."""
-    if not cfg.engine_check or cfg.latency != "kernel" or (cfg.min_speedup is None and cfg.max_latency is None):
+    s = cfg.search
+    if not s.engine_check or s.latency != "kernel" or (s.min_speedup is None and s.max_latency is None):
         return None
     from transformers import AutoConfig
 
@@ -236,12 +358,12 @@ def _engine_check(cfg: RunConfig, out: Path) -> Any:
 def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
     from bortfast.distill import DistillConfig, distill
 
+    d = cfg.distill  # DistillStage's fields are DistillConfig's
     dcfg = DistillConfig(
         teacher=cfg.teacher, corpus=st["corpus"]["paths"], arch=st["search"]["arch"], out_dir=str(out / "distill"),
-        steps=cfg.distill_steps, batch_size=cfg.distill_batch_size, seq_len=cfg.distill_seq_len or cfg.seq_len,
-        lr=cfg.distill_lr,
-        max_blocks=cfg.max_blocks, seed=cfg.seed, eval_every=max(1, cfg.distill_steps // 4),
-        checkpoint_every=max(1, cfg.distill_steps // 4), progress=cfg.progress, init=cfg.init,
+        **{**dataclasses.asdict(d), "seq_len": d.seq_len or cfg.seq_len},
+        max_blocks=cfg.max_blocks, seed=cfg.seed, eval_every=max(1, d.steps // 4),
+        checkpoint_every=max(1, d.steps // 4), progress=cfg.progress, init=cfg.init,
         exclude_file=st["corpus"]["heldout"],
     )
     final = distill(dcfg)
@@ -250,7 +372,8 @@ def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 
 def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
-    if cfg.task is None:
+    f = cfg.finetune
+    if f.task is None:
         return {"skipped": True}
     from bortfast.finetune.config import FinetuneConfig, TaskDistillConfig
     from bortfast.finetune.task_distill import distill_task, is_finetuned
@@ -258,14 +381,14 @@ def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
 
     if is_finetuned(cfg.teacher):  # a fine-tuned teacher: distil ξ* from it on the task (encoder and head)
         result = distill_task(TaskDistillConfig(
-            task=cfg.task, data=cfg.task_data, teacher=cfg.teacher, arch=st["search"]["arch"],
-            out_dir=str(out / "finetuned"), epochs=cfg.finetune_epochs, max_train_examples=cfg.finetune_max_train,
-            lr=cfg.finetune_lr, seed=cfg.seed, progress=cfg.progress))
-        return {"skipped": False, "task": cfg.task, "method": "task_distill", "result": result}
-    result = finetune(out / "student", cfg.task, cfg.task_data, out / "finetuned",
-                      FinetuneConfig(epochs=cfg.finetune_epochs, max_train_examples=cfg.finetune_max_train,
-                                     learning_rate=cfg.finetune_lr, seed=cfg.seed, progress=cfg.progress))
-    return {"skipped": False, "task": cfg.task, "method": "finetune", "result": result}
+            task=f.task, data=f.task_data, teacher=cfg.teacher, arch=st["search"]["arch"],
+            out_dir=str(out / "finetuned"), epochs=f.epochs, max_train_examples=f.max_train,
+            lr=f.lr, seed=cfg.seed, progress=cfg.progress))
+        return {"skipped": False, "task": f.task, "method": "task_distill", "result": result}
+    result = finetune(out / "student", f.task, f.task_data, out / "finetuned",
+                      FinetuneConfig(epochs=f.epochs, max_train_examples=f.max_train,
+                                     learning_rate=f.lr, seed=cfg.seed, progress=cfg.progress))
+    return {"skipped": False, "task": f.task, "method": "finetune", "result": result}
 
 
 def _save_encoder(model: Any, tokenizer: Any, path: Path) -> None:
@@ -308,7 +431,7 @@ def _stage_bench(cfg: RunConfig, out: Path, st: dict) -> dict:
     sentences = _heldout_sentences(cfg, st)
     result = run_speedup(SpeedupConfig(
         out_dir=str(out), student_dir=st["export"]["student_encoder"], teacher_dir=st["export"]["teacher_encoder"],
-        include_large=False, sentences=sentences, threads=cfg.threads, rounds=cfg.bench_rounds,
+        include_large=False, sentences=sentences, threads=cfg.threads, rounds=cfg.bench.rounds,
         seq_len=cfg.seq_len, seed=cfg.seed, work_dir=str(out / "work" / "bench"), progress=cfg.progress,
     ))
     precision = _precision_choice(cfg, out, st, result, sentences)
@@ -405,7 +528,7 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
     scores["sentences"] = len(sentences)
     if teacher.kind == "mlm":
         scores["mlm"] = _mlm_quality(cfg, out, teacher, sentences)
-    if cfg.sts is not None:
+    if cfg.quality.sts is not None:
         scores["sts"] = _sts_quality(cfg, out, teacher, student, tokenizer)
     return scores
 
@@ -428,10 +551,10 @@ def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenize
     as inherited (before its short training); ``quality.png`` plots them against î."""
     from bortfast.apps.quality import head_pairs, model_pooling, plot_quality, read_sts, sts_spearman, torch_embedder
 
-    pairs = read_sts(cfg.sts)
+    pairs = read_sts(cfg.quality.sts)
     pooling = model_pooling(cfg.teacher)
     search = json.loads((out / "search.json").read_text(encoding="utf-8"))
-    res = {"file": cfg.sts, "pairs": len(pairs.scores), "pooling": pooling,
+    res = {"file": cfg.quality.sts, "pairs": len(pairs.scores), "pooling": pooling,
            "teacher": sts_spearman(torch_embedder(teacher.model, teacher.tokenizer, pooling=pooling), pairs),
            "student": sts_spearman(torch_embedder(student, tokenizer, pooling=pooling), pairs),
            "teacher_latency": search["teacher_latency"], "latency_unit": search["latency_unit"],
@@ -496,8 +619,9 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
         "# bortfast run summary", "",
         f"- teacher: `{cfg.teacher}` {_arch_str(search['teacher'])}",
         f"- corpus: {st['corpus']['description']}",
-        f"- search space: {cfg.space}, {len(cands)} architectures, ε = {cfg.eps}, {search['trainings']} short "
-        f"trainings of {cfg.steps} steps, Θ = lr {list(cfg.lrs)}, latency proxy î: {cfg.latency} ({unit})",
+        f"- search space: {cfg.search.space}, {len(cands)} architectures, ε = {cfg.search.eps}, "
+        f"{search['trainings']} short trainings of {cfg.search.steps} steps, Θ = lr {list(cfg.search.lrs)}, "
+        f"latency proxy î: {cfg.search.latency} ({unit})",
         f"- chosen ξ* = {_arch_str(best['arch'])}, θ* = {search['best_theta']}, W = {search['best_w']:.4g}, by "
         f"{(search.get('selection') or {}).get('rule', 'W')}"
         + (f"; Spearman(ê, p̂) over the pivots = {search['error_param_spearman']:.3f}"
@@ -540,8 +664,8 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
                   f"`quality.png` plots quality against î for the teacher, ξ* and the pivots (as inherited)."]
     if not st["finetune"].get("skipped", True):
         dev = st["finetune"]["result"].get("dev", {})
-        lines += ["", f"## Fine-tuning ({cfg.task}, {cfg.finetune_epochs} epoch(s), at most "
-                  f"{cfg.finetune_max_train} training examples)", "", "| dev metric | value |", "|---|---|"]
+        lines += ["", f"## Fine-tuning ({cfg.finetune.task}, {cfg.finetune.epochs} epoch(s), at most "
+                  f"{cfg.finetune.max_train} training examples)", "", "| dev metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in dev.items() if isinstance(v, (int, float))]
     lines += ["", "## Files", "", "`search.json`, `pareto.png`, `student/` (BertForMaskedLM, loads with "
               "`from_pretrained`), `model.onnx`, `model.int8.onnx`, `speedup.json`, `speedup.png`, `pipeline.json`.",

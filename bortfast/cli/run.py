@@ -15,75 +15,36 @@ DEMO_DEFAULTS = dict(space="below-teacher", eps=16, steps=10, lrs=(1e-4,), disti
                      min_speedup=5.5, distill_seq_len=64, distill_batch_size=32, distill_lr=1e-4)
 
 
-def _add_common(parser: argparse.ArgumentParser, defaults: dict) -> None:
-    from bortfast.apps.pipeline import RunConfig
+RUN_FIELDS_SKIPPED_BY_DEMO = ("teacher", "corpus")  # the demo's are the embedded default
 
-    base = RunConfig(teacher="-", out_dir="-")
-    d = {**{k: getattr(base, k) for k in base.identity()}, **defaults}
-    parser.add_argument("--out", required=True, help="report directory (re-run the same command to resume)")
-    parser.add_argument("--space", choices=["below-teacher", "bert-paper"], default=d["space"],
-                        help=f"search space (default {d['space']})")
-    parser.add_argument("--eps", type=int, default=d["eps"], help=f"ε: train one pivot every eps (default {d['eps']})")
-    parser.add_argument("--steps", type=int, default=d["steps"],
-                        help=f"short-training steps per pivot (default {d['steps']})")
-    parser.add_argument("--lr", type=float, nargs="+", default=list(d["lrs"]), dest="lrs",
-                        help=f"Θ: learning rates of the short trainings (default {list(d['lrs'])})")
-    parser.add_argument("--latency", choices=["kernel", "flops"], default=d["latency"],
-                        help="î proxy (default kernel: measured C++ latency on this CPU)")
-    parser.add_argument("--seq-len", type=int, default=d["seq_len"], help=f"default {d['seq_len']}")
-    parser.add_argument("--max-blocks", type=int, default=d["max_blocks"],
-                        help=f"corpus blocks used (default {d['max_blocks']})")
-    parser.add_argument("--distill-steps", type=int, default=d["distill_steps"],
-                        help=f"steps of the final distillation (default {d['distill_steps']})")
-    parser.add_argument("--distill-batch-size", type=int, default=d["distill_batch_size"])
-    parser.add_argument("--distill-seq-len", type=int, default=d["distill_seq_len"],
-                        help="tokens per block of the final distillation (default: --seq-len)")
-    parser.add_argument("--distill-lr", type=float, default=d["distill_lr"])
-    parser.add_argument("--task", help="optional fine-tuning task, e.g. sst2 (needs --task-data)")
-    parser.add_argument("--task-data", help="the task's data directory (GLUE TSVs)")
-    parser.add_argument("--bench-rounds", type=int, default=d["bench_rounds"])
-    parser.add_argument("--threads", type=int, default=d["threads"], help=f"CPU threads (default {d['threads']})")
-    parser.add_argument("--seed", type=int, default=d["seed"])
-    parser.add_argument("--init", choices=["inherit", "random"], default=d["init"],
-                        help="students cut out of the teacher (inherit, default) or random (the paper's setting)")
-    from bortfast.cli.search import add_choice_arguments
 
-    add_choice_arguments(parser)
-    parser.set_defaults(**{k: d[k] for k in ("max_latency", "min_speedup", "max_error")})
-    parser.add_argument("--no-engine-check", action="store_false", dest="engine_check",
-                        help="trust î alone for --min-speedup / --max-latency-ms (default: the finalists are also "
-                             "timed against the teacher in ONNX Runtime fp32 and must meet the budget there)")
-    parser.add_argument("--sts", default=d["sts"], metavar="TSV",
-                        help="STS-B style TSV (sentence1, sentence2, score): STS Spearman of teacher and student")
-    parser.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars / stage messages")
+def _add_common(parser: argparse.ArgumentParser, defaults: dict, skip: tuple[str, ...] = ()) -> None:
+    """Every field of RunConfig and of its stage configs, each stage's options in its own group."""
+    from bortfast.apps.pipeline import STAGE_CONFIGS, RunConfig
+    from bortfast.cli._args import add_dataclass_arguments
+
+    run_group = parser.add_argument_group("run", "The run's own settings; each stage's follow in its group.")
+    add_dataclass_arguments(run_group, RunConfig, defaults=defaults, skip=skip)
+    for stage, (cls, prefix) in STAGE_CONFIGS.items():
+        group = parser.add_argument_group(f"{stage} stage", cls.__doc__.strip().splitlines()[0])
+        add_dataclass_arguments(group, cls, prefix=prefix, defaults=defaults)
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--teacher", required=True, help="teacher: local transformers directory or hub id")
-    parser.add_argument("--corpus", nargs="+", default=[],
-                        help="text files / directories / hf:NAME (default: the embedded stdlib-docstring corpus)")
     _add_common(parser, {})
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_common(parser, DEMO_DEFAULTS)
+    _add_common(parser, DEMO_DEFAULTS, skip=RUN_FIELDS_SKIPPED_BY_DEMO)
     parser.set_defaults(teacher=None, corpus=[])
 
 
 def _config(args: argparse.Namespace, teacher: str):
-    from bortfast.apps.pipeline import RunConfig
+    from bortfast.apps.pipeline import STAGE_CONFIGS, RunConfig
+    from bortfast.cli._args import from_args
 
-    return RunConfig(
-        teacher=teacher, out_dir=args.out, corpus=list(args.corpus), space=args.space, eps=args.eps,
-        steps=args.steps, lrs=tuple(args.lrs), latency=args.latency, seq_len=args.seq_len, max_blocks=args.max_blocks,
-        distill_steps=args.distill_steps, distill_batch_size=args.distill_batch_size,
-        distill_seq_len=args.distill_seq_len, distill_lr=args.distill_lr,
-        task=args.task, task_data=args.task_data, bench_rounds=args.bench_rounds, threads=args.threads,
-        seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress, init=args.init,
-        max_latency=args.max_latency, min_speedup=args.min_speedup, max_error=args.max_error, sts=args.sts,
-        engine_check=args.engine_check,
-    )
+    stages = {stage: from_args(cls, args, prefix=prefix) for stage, (cls, prefix) in STAGE_CONFIGS.items()}
+    return from_args(RunConfig, args, teacher=teacher, corpus=list(args.corpus), **stages)
 
 
 def _speedup_label(key: str) -> str:
@@ -133,8 +94,8 @@ def run_cli(args: argparse.Namespace) -> int:
     except StageError as err:
         print(f"bortfast {args.command}: error: {err}", file=sys.stderr)
         return 2
-    print_console_summary(state, args.out)
-    if args.no_progress:
+    print_console_summary(state, args.out_dir)
+    if not args.progress:
         json.dump({k: v["seconds"] for k, v in state["stages"].items()}, sys.stdout)
         print()
     return 0

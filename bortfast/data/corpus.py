@@ -138,11 +138,35 @@ def load_corpus(
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction!r}")
     if errors not in ("replace", "strict"):
         raise ValueError(f"errors must be 'replace' or 'strict', got {errors!r}")
+    cls_id, sep_id = _block_ids(tokenizer)
+
+    sources, texts, replaced = _read_texts(paths, errors)
+    if exclude:
+        held = {ln.strip() for ln in exclude}
+        texts = [(name, [ln for ln in lines if ln.strip() not in held]) for name, lines in texts]
+    names = ", ".join(repr(p) for p in map(str, paths))
+    stream = _token_stream(texts, tokenizer, sep_id, names)
+    blocks = _pack_blocks(stream, seq_len, cls_id, sep_id, names)  # (n, L)
+    order = np.random.default_rng(seed).permutation(len(blocks))
+    if max_blocks is not None:
+        order = order[: max(2, int(max_blocks))]
+    n_held = min(len(order) - 1, max(1, math.ceil(heldout_fraction * len(order))))
+    heldout = torch.from_numpy(blocks[np.sort(order[:n_held])].copy())
+    train = torch.from_numpy(blocks[order[n_held:]].copy())
+    return Corpus(train=train, heldout=heldout, seq_len=seq_len, sources=tuple(sources), replaced_bytes=replaced)
+
+
+def _block_ids(tokenizer: Any) -> tuple[int, int]:
+    """The ids that open and close a block: [CLS]/[SEP] (BERT) or <s>/</s> (RoBERTa)."""
     cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
     sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     if cls_id is None or sep_id is None:
         raise ValueError(f"tokenizer {type(tokenizer).__name__} has no [CLS]/<s> or [SEP]/</s> token")
+    return cls_id, sep_id
 
+
+def _read_texts(paths: list, errors: str) -> tuple[list[str], list[tuple[str, list[str]]], int]:
+    """(sources, (source, non-blank lines) per file or dataset, invalid UTF-8 bytes replaced)."""
     sources: list[str] = []
     texts: list[tuple[str, list[str]]] = []
     replaced = 0
@@ -156,10 +180,11 @@ def load_corpus(
     for spec in hf_specs:
         sources.append(spec)
         texts.append((spec, [ln for t in _dataset_texts(spec) for ln in t.splitlines() if ln.strip()]))
-    if exclude:
-        held = {ln.strip() for ln in exclude}
-        texts = [(name, [ln for ln in lines if ln.strip() not in held]) for name, lines in texts]
+    return sources, texts, replaced
 
+
+def _token_stream(texts: list[tuple[str, list[str]]], tokenizer: Any, sep_id: int, names: str) -> list[int]:
+    """Every line's tokens in order, ``sep_id`` after each document; refused when empty or mostly unknown."""
     stream: list[int] = []
     for _, lines in texts:
         if not lines:
@@ -168,7 +193,6 @@ def load_corpus(
             for ids in tokenizer(lines[start:start + 4096], add_special_tokens=False)["input_ids"]:
                 stream.extend(ids)
         stream.append(sep_id)  # document boundary
-    names = ", ".join(repr(p) for p in map(str, paths))
     if not any(lines for _, lines in texts) or len(stream) <= len(texts):
         raise ValueError(f"corpus {names} is empty (no non-blank text)")
     unk_id = tokenizer.unk_token_id
@@ -179,6 +203,11 @@ def load_corpus(
                 f"corpus {names}: the tokenizer ({len(tokenizer)} tokens) maps {n_unk} of {len(stream)} tokens "
                 f"({100 * n_unk / len(stream):.0f}%) to {tokenizer.unk_token}; wrong tokenizer or vocabulary?"
             )
+    return stream
+
+
+def _pack_blocks(stream: list[int], seq_len: int, cls_id: int, sep_id: int, names: str) -> np.ndarray:
+    """The stream cut into chunks of ``seq_len - 2`` tokens, each wrapped in ``cls_id`` ... ``sep_id``."""
     chunk = seq_len - 2
     n_blocks = len(stream) // chunk
     if n_blocks < 2:
@@ -191,13 +220,7 @@ def load_corpus(
     blocks[:, 0] = cls_id
     blocks[:, 1:-1] = body
     blocks[:, -1] = sep_id
-    order = np.random.default_rng(seed).permutation(n_blocks)
-    if max_blocks is not None:
-        order = order[: max(2, int(max_blocks))]
-    n_held = min(len(order) - 1, max(1, math.ceil(heldout_fraction * len(order))))
-    heldout = torch.from_numpy(blocks[np.sort(order[:n_held])].copy())
-    train = torch.from_numpy(blocks[order[n_held:]].copy())
-    return Corpus(train=train, heldout=heldout, seq_len=seq_len, sources=tuple(sources), replaced_bytes=replaced)
+    return blocks
 
 
 def read_exclude_file(path: str | os.PathLike | None) -> list[str] | None:

@@ -185,111 +185,30 @@ def to_onnx(
     t0 = time.perf_counter()
     model_dir = Path(model_dir)
     out_path = Path(out_path)
-    if quantize not in (None, "int8"):
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"opset {opset!r} is not supported: use an integer in [{MIN_OPSET}, {MAX_OPSET}]")
-    if parity_tolerance <= 0:
-        raise ValueError(f"parity_tolerance must be positive, got {parity_tolerance}")
-
+    _check_export_args(quantize, opset, parity_tolerance)
     config = _load_config(model_dir)
     class_name = _model_class(config, model_dir)
-    output_name, output_rank = SUPPORTED_CLASSES[class_name]
+    output_name = SUPPORTED_CLASSES[class_name][0]
 
     import onnx
-    import torch
-    import transformers
 
-    from bortfast._base.io import clear_weight_errors
-    from bortfast.distill.perlayer import is_per_layer, load_student
+    from bortfast.distill.perlayer import is_per_layer
 
     per_layer = is_per_layer(config)  # layer widths differ: only bortfast's loader builds the model
-    with clear_weight_errors(model_dir):
-        if per_layer:
-            model = load_student(model_dir, class_name, attn_implementation="eager").eval()
-        else:
-            model = getattr(transformers, class_name).from_pretrained(model_dir, attn_implementation="eager").eval()
-    layers, heads = config.num_hidden_layers, config.num_attention_heads
-    hidden, intermediate = config.hidden_size, config.intermediate_size
-
-    class _Wrapper(torch.nn.Module):
-        """Positional inputs, one tensor out: the shape the TorchScript exporter and the optimizer expect."""
-
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):  # each (B, L) int64
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                             return_dict=False)
-            return out[0]
-
-    wrapper = _Wrapper(model).eval()  # eval() on the wrapper too: the exporter traces in the wrapper's mode
-    trace_len = min(16, config.max_position_embeddings)
-    sample = random_inputs(config.vocab_size, 2, trace_len, type_vocab_size=config.type_vocab_size)
-    sample = {k: torch.from_numpy(v) for k, v in sample.items()}
-    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    dynamic_axes[output_name] = {0: "batch", 1: "sequence"} if output_rank == 3 else {0: "batch"}
-
+    model = _load_export_model(model_dir, class_name, per_layer)
+    arch = (config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.intermediate_size)
     report = ExportReport(out_path=str(out_path), model_class=class_name, output_name=output_name,
-                          arch=(layers, heads, hidden, intermediate), opset=opset, optimized=optimize,
-                          quantize=quantize)
+                          arch=arch, opset=opset, optimized=optimize, quantize=quantize)
     with tempfile.TemporaryDirectory(prefix="bortfast-export-") as tmp:
-        raw_path = Path(tmp) / "raw.onnx"
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent Python branches
-            torch.onnx.export(wrapper, tuple(sample[k] for k in INPUT_NAMES), str(raw_path), dynamo=False,
-                              opset_version=opset, input_names=list(INPUT_NAMES), output_names=[output_name],
-                              dynamic_axes=dynamic_axes, do_constant_folding=True)
-        current = raw_path
+        current = Path(tmp) / "raw.onnx"
+        _trace(model, config, class_name, opset, current)
         if optimize:
-            from onnxruntime.transformers.optimizer import optimize_model
-
-            # Per-layer widths: 0 lets the optimizer read each layer's heads and width off its own graph.
-            optimized = optimize_model(str(raw_path), model_type="bert", num_heads=0 if per_layer else heads,
-                                       hidden_size=0 if per_layer else hidden)
-            report.fused_ops = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
-            report.expected_fusions = expected_fusions(layers)
-            missing = check_fusions(report.fused_ops, layers)
-            report.fusion_complete = not missing
-            if missing and require_full_fusion:
-                raise RuntimeError(f"ONNX Runtime optimizer left {class_name} {report.arch} partly unfused "
-                                   f"({'; '.join(missing)}); fused: {report.fused_ops}")
-            current = Path(tmp) / "optimized.onnx"
-            optimized.save_model_to_file(str(current))
+            current = _optimize(report, current, Path(tmp) / "optimized.onnx", per_layer, require_full_fusion)
         if quantize == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quant_path = Path(tmp) / "int8.onnx"
-            # DefaultTensorType: shape inference cannot type the outputs of com.microsoft fused ops.
-            quantize_dynamic(str(current), str(quant_path), weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-            current = quant_path
-
+            current = _quantize_int8(current, Path(tmp) / "int8.onnx")
         proto = onnx.load(str(current))
-        meta = {
-            "output": output_name,
-            "model_class": class_name,
-            "max_positions": str(config.max_position_embeddings),
-            "vocab_size": str(config.vocab_size),
-            "type_vocab_size": str(config.type_vocab_size),
-            "arch": json.dumps([layers, heads, hidden, intermediate]),
-            "quantize": quantize or "none",
-        }
-        if per_layer:  # heads and FFN width of every layer (the "arch" entry holds the widest layer)
-            meta["per_layer"] = json.dumps(config.bortfast_per_layer)
-        if class_name in ("BertForSequenceClassification", "BertForTokenClassification"):
-            id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
-            meta["id2label"] = json.dumps([id2label.get(i, str(i)) for i in range(config.num_labels)])
-            meta["problem_type"] = str(getattr(config, "problem_type", None) or "")
-        if (Path(model_dir) / "1_Pooling" / "config.json").is_file():  # a sentence-transformers model's pooling
-            from bortfast.data.teacher import model_pooling
-
-            meta["pooling"] = model_pooling(model_dir)
-        tokenizer_json = _tokenizer_json(model_dir) if embed_tokenizer else None
-        if tokenizer_json is not None:
-            meta["tokenizer_json"] = tokenizer_json
-            report.has_tokenizer = True
+        meta = _metadata(config, class_name, output_name, quantize, per_layer, model_dir, embed_tokenizer)
+        report.has_tokenizer = "tokenizer_json" in meta
         for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = META_PREFIX + key, value
@@ -300,6 +219,121 @@ def to_onnx(
     report.file_bytes = out_path.stat().st_size
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _check_export_args(quantize: str | None, opset: int, parity_tolerance: float) -> None:
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset!r} is not supported: use an integer in [{MIN_OPSET}, {MAX_OPSET}]")
+    if parity_tolerance <= 0:
+        raise ValueError(f"parity_tolerance must be positive, got {parity_tolerance}")
+
+
+def _load_export_model(model_dir: Path, class_name: str, per_layer: bool) -> Any:
+    import transformers
+
+    from bortfast._base.io import clear_weight_errors
+    from bortfast.distill.perlayer import load_student
+
+    with clear_weight_errors(model_dir):
+        if per_layer:
+            return load_student(model_dir, class_name, attn_implementation="eager").eval()
+        return getattr(transformers, class_name).from_pretrained(model_dir, attn_implementation="eager").eval()
+
+
+def _positional(model: Any) -> Any:
+    """``model`` behind positional inputs and one tensor out: the shape the TorchScript exporter and the optimizer
+    expect."""
+    import torch
+
+    class _Wrapper(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # each (B, L) int64
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                             return_dict=False)
+            return out[0]
+
+    return _Wrapper(model).eval()  # eval() on the wrapper too: the exporter traces in the wrapper's mode
+
+
+def _trace(model: Any, config: Any, class_name: str, opset: int, raw_path: Path) -> None:
+    """The TorchScript export of ``model`` to ``raw_path``, batch and sequence axes dynamic."""
+    import torch
+
+    output_name, output_rank = SUPPORTED_CLASSES[class_name]
+    wrapper = _positional(model)
+    trace_len = min(16, config.max_position_embeddings)
+    sample = random_inputs(config.vocab_size, 2, trace_len, type_vocab_size=config.type_vocab_size)
+    sample = {k: torch.from_numpy(v) for k, v in sample.items()}
+    dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
+    dynamic_axes[output_name] = {0: "batch", 1: "sequence"} if output_rank == 3 else {0: "batch"}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # TracerWarnings about shape-dependent Python branches
+        torch.onnx.export(wrapper, tuple(sample[k] for k in INPUT_NAMES), str(raw_path), dynamo=False,
+                          opset_version=opset, input_names=list(INPUT_NAMES), output_names=[output_name],
+                          dynamic_axes=dynamic_axes, do_constant_folding=True)
+
+
+def _optimize(report: ExportReport, raw_path: Path, out: Path, per_layer: bool, require_full_fusion: bool) -> Path:
+    """ONNX Runtime's transformer fusions of ``raw_path`` saved to ``out``; the fusion counts go into ``report``."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    layers, heads, hidden, _ = report.arch
+    # Per-layer widths: 0 lets the optimizer read each layer's heads and width off its own graph.
+    optimized = optimize_model(str(raw_path), model_type="bert", num_heads=0 if per_layer else heads,
+                               hidden_size=0 if per_layer else hidden)
+    report.fused_ops = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+    report.expected_fusions = expected_fusions(layers)
+    missing = check_fusions(report.fused_ops, layers)
+    report.fusion_complete = not missing
+    if missing and require_full_fusion:
+        raise RuntimeError(f"ONNX Runtime optimizer left {report.model_class} {report.arch} partly unfused "
+                           f"({'; '.join(missing)}); fused: {report.fused_ops}")
+    optimized.save_model_to_file(str(out))
+    return out
+
+
+def _quantize_int8(path: Path, out: Path) -> Path:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # DefaultTensorType: shape inference cannot type the outputs of com.microsoft fused ops.
+    quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return out
+
+
+def _metadata(config: Any, class_name: str, output_name: str, quantize: str | None, per_layer: bool,
+              model_dir: Path, embed_tokenizer: bool) -> dict[str, str]:
+    """The file's metadata entries (without :data:`META_PREFIX`): what the runtime needs to use it alone."""
+    meta = {
+        "output": output_name,
+        "model_class": class_name,
+        "max_positions": str(config.max_position_embeddings),
+        "vocab_size": str(config.vocab_size),
+        "type_vocab_size": str(config.type_vocab_size),
+        "arch": json.dumps([config.num_hidden_layers, config.num_attention_heads, config.hidden_size,
+                            config.intermediate_size]),
+        "quantize": quantize or "none",
+    }
+    if per_layer:  # heads and FFN width of every layer (the "arch" entry holds the widest layer)
+        meta["per_layer"] = json.dumps(config.bortfast_per_layer)
+    if class_name in ("BertForSequenceClassification", "BertForTokenClassification"):
+        id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+        meta["id2label"] = json.dumps([id2label.get(i, str(i)) for i in range(config.num_labels)])
+        meta["problem_type"] = str(getattr(config, "problem_type", None) or "")
+    if (Path(model_dir) / "1_Pooling" / "config.json").is_file():  # a sentence-transformers model's pooling
+        from bortfast.data.teacher import model_pooling
+
+        meta["pooling"] = model_pooling(model_dir)
+    tokenizer_json = _tokenizer_json(model_dir) if embed_tokenizer else None
+    if tokenizer_json is not None:
+        meta["tokenizer_json"] = tokenizer_json
+    return meta
 
 
 def _parity(report: ExportReport, onnx_path: Path, model: Any, config: Any, tolerance: float) -> None:

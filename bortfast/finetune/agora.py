@@ -216,89 +216,113 @@ def agora(model_dir: str | os.PathLike, task: str | TaskSpec, data: str | os.Pat
     """Run Agora for ``task``; keep the final model in ``out_dir/best``, log every run to
     ``out_dir/agora_journal.jsonl``, the generated examples to ``out_dir/generated.jsonl`` and the summary to
     ``out_dir/results.json``. Returns the summary (dev metrics of the final model under ``"dev"``)."""
-    spec = get_task(task)
-    config = config or AgoraConfig()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    model_config = _load_config(model_dir)
-    tokenizer = load_tokenizer(tokenizer_dir or model_dir)
-    check_tokenizer(tokenizer, model_dir)
-    config = dataclasses.replace(config, finetune=fit_seq_len(config.finetune, model_config))
-    fc = config.finetune
-    train_all = load_examples(spec, data, "train")
-    dev = subsample(load_examples(spec, data, "dev"), fc.max_eval_examples, config.seed)
-    train, heldout = split_heldout(subsample(train_all, fc.max_train_examples, config.seed),
-                                   config.heldout_fraction, config.seed)
-    generator = make_generator(model_dir, tokenizer, config)
-    out_path = Path(out_dir) if out_dir is not None else None
-    journal = out_path / "agora_journal.jsonl" if out_path is not None else None
-    if journal is not None and journal.exists():
-        journal.unlink()  # a fresh run; the journal describes this run only
+    run = _AgoraRun(model_dir, get_task(task), data, out_dir, config or AgoraConfig(), tokenizer_dir)
+    run.rounds_until_one_theta()
+    run.replay_rounds()
+    results = run.results()
+    results.update(cpu_seconds=time.process_time() - cpu0, wall_seconds=time.perf_counter() - wall0,
+                   checkpoint=str(run.out_path / "best") if run.out_path is not None else None)
+    if run.out_path is not None:
+        write_json(run.out_path / "results.json", results)
+        with atomic_open(run.out_path / "generated.jsonl") as f:
+            for e in run.generated:
+                f.write(json.dumps(asdict(e)) + "\n")
+    return results
 
-    thetas = config.grid()
-    generated: list[Example] = []
-    rounds: list[dict] = []
-    final: dict[str, Any] = {"score": -math.inf}
 
-    def run_round(index: int, phase: str, candidates: list[Theta]) -> tuple[list[tuple[Theta, float]], nn.Module]:
+class _AgoraRun:
+    """One Agora run's data, generator, journal and the rounds so far."""
+
+    def __init__(self, model_dir: str | os.PathLike, spec: TaskSpec, data: str | os.PathLike,
+                 out_dir: str | os.PathLike | None, config: AgoraConfig,
+                 tokenizer_dir: str | os.PathLike | None) -> None:
+        self.model_dir, self.spec, self.data = model_dir, spec, data
+        model_config = _load_config(model_dir)
+        self.tokenizer = load_tokenizer(tokenizer_dir or model_dir)
+        check_tokenizer(self.tokenizer, model_dir)
+        self.config = config = dataclasses.replace(config, finetune=fit_seq_len(config.finetune, model_config))
+        fc = config.finetune
+        self.train_all = load_examples(spec, data, "train")
+        self.dev = subsample(load_examples(spec, data, "dev"), fc.max_eval_examples, config.seed)
+        self.train, self.heldout = split_heldout(subsample(self.train_all, fc.max_train_examples, config.seed),
+                                                 config.heldout_fraction, config.seed)
+        self.generator = make_generator(model_dir, self.tokenizer, config)
+        self.out_path = Path(out_dir) if out_dir is not None else None
+        self.journal = self.out_path / "agora_journal.jsonl" if self.out_path is not None else None
+        if self.journal is not None and self.journal.exists():
+            self.journal.unlink()  # a fresh run; the journal describes this run only
+        self.thetas = config.grid()
+        self.generated: list[Example] = []
+        self.rounds: list[dict] = []
+        self.final: dict[str, Any] = {"score": -math.inf}
+        self.index = 0
+
+    def run_round(self, phase: str, candidates: list[Theta]) -> tuple[list[tuple[Theta, float]], nn.Module]:
+        """Train one model per θ on the training and generated examples; (θ, held-out score) and the best model."""
+        index, n_train = self.index, len(self.train) + len(self.generated)
         scored, best_model, best_score = [], None, -math.inf
         runs = []
         for k, theta in enumerate(candidates):
-            run_cfg = config.run_config(theta)
-            model = build_model(model_dir, spec, run_cfg)
-            outcome = train_model(model, tokenizer, spec, train + generated, heldout, run_cfg,
-                                  desc=f"agora r{index} θ {k + 1}/{len(candidates)}")
+            run_cfg = self.config.run_config(theta)
+            model = build_model(self.model_dir, self.spec, run_cfg)
+            outcome = train_model(model, self.tokenizer, self.spec, self.train + self.generated, self.heldout,
+                                  run_cfg, desc=f"agora r{index} θ {k + 1}/{len(candidates)}")
             score = primary_score(outcome.best_metrics)
             scored.append((theta, score))
             rec = {"round": index, "phase": phase, "theta": asdict(theta), "heldout": outcome.best_metrics,
-                   "score": score, "best_epoch": outcome.best_epoch, "n_train": len(train) + len(generated),
+                   "score": score, "best_epoch": outcome.best_epoch, "n_train": n_train,
                    "cpu_seconds": outcome.cpu_seconds}
             runs.append(rec)
-            if journal is not None:
-                append_jsonl(journal, rec)
+            if self.journal is not None:
+                append_jsonl(self.journal, rec)
             if best_model is None or score > best_score:
                 best_model, best_score = model, score
-        rounds.append({"round": index, "phase": phase, "n_thetas": len(candidates),
-                       "n_train": len(train) + len(generated), "n_generated": len(generated), "runs": runs})
+        self.rounds.append({"round": index, "phase": phase, "n_thetas": len(candidates), "n_train": n_train,
+                            "n_generated": len(self.generated), "runs": runs})
         return scored, best_model
 
-    def consider(model: nn.Module, theta: Theta, score: float, index: int) -> None:
-        if score > final["score"] or "model" not in final:
-            final.update(score=score, model=model, theta=theta, round=index)
-            if out_path is not None:
-                save_checkpoint(model, tokenizer, out_path / "best")
+    def consider(self, model: nn.Module, theta: Theta, score: float) -> None:
+        if score > self.final["score"] or "model" not in self.final:
+            self.final.update(score=score, model=model, theta=theta, round=self.index)
+            if self.out_path is not None:
+                save_checkpoint(model, self.tokenizer, self.out_path / "best")
 
-    index = 0
-    while True:
-        scored, best_model = run_round(index, "prune", thetas)
-        thetas = prune(scored) if len(thetas) > 1 else thetas
-        if len(thetas) == 1:
-            # The winner is the round's best θ; its model from this round is the first candidate result.
-            consider(best_model, thetas[0], max(s for _, s in scored), index)
-        if len(thetas) > 1 or config.replay > 0:
-            generated += expand(best_model, tokenizer, spec, train, generator, config, index)
-        index += 1
-        if len(thetas) == 1:
-            break
-    for r in range(config.replay):
-        scored, model = run_round(index, "replay", thetas)
-        consider(model, thetas[0], scored[0][1], index)
-        if r + 1 < config.replay:
-            generated += expand(model, tokenizer, spec, train, generator, config, index)
-        index += 1
+    def expand(self, model: nn.Module) -> None:
+        self.generated += expand(model, self.tokenizer, self.spec, self.train, self.generator, self.config,
+                                 self.index)
 
-    dev_metrics = evaluate(final["model"], tokenizer, spec, dev, fc.max_seq_len, fc.eval_batch_size)
-    results = {
-        "task": spec.name, "model": str(model_dir), "data": str(data), "method": "agora",
-        "config": asdict(config), "grid_size": len(config.grid()), "generator": generator.kind,
-        "n_train": len(train), "n_heldout": len(heldout), "n_dev": len(dev), "n_generated": len(generated),
-        "rounds": rounds, "final_theta": asdict(final["theta"]), "final_round": final["round"],
-        "heldout": final["score"], "dev": dev_metrics, "majority_baseline_dev": majority_baseline(spec, train_all, dev),
-        "cpu_seconds": time.process_time() - cpu0, "wall_seconds": time.perf_counter() - wall0,
-        "checkpoint": str(out_path / "best") if out_path is not None else None,
-    }
-    if out_path is not None:
-        write_json(out_path / "results.json", results)
-        with atomic_open(out_path / "generated.jsonl") as f:
-            for e in generated:
-                f.write(json.dumps(asdict(e)) + "\n")
-    return results
+    def rounds_until_one_theta(self) -> None:
+        """Prune rounds: train every remaining θ, keep the better ones, generate examples, until one θ is left."""
+        while True:
+            scored, best_model = self.run_round("prune", self.thetas)
+            self.thetas = prune(scored) if len(self.thetas) > 1 else self.thetas
+            if len(self.thetas) == 1:
+                # The winner is the round's best θ; its model from this round is the first candidate result.
+                self.consider(best_model, self.thetas[0], max(s for _, s in scored))
+            if len(self.thetas) > 1 or self.config.replay > 0:
+                self.expand(best_model)
+            self.index += 1
+            if len(self.thetas) == 1:
+                break
+
+    def replay_rounds(self) -> None:
+        """``config.replay`` more rounds with the final θ, each on the examples the previous one generated."""
+        for r in range(self.config.replay):
+            scored, model = self.run_round("replay", self.thetas)
+            self.consider(model, self.thetas[0], scored[0][1])
+            if r + 1 < self.config.replay:
+                self.expand(model)
+            self.index += 1
+
+    def results(self) -> dict[str, Any]:
+        config, spec, final, fc = self.config, self.spec, self.final, self.config.finetune
+        dev_metrics = evaluate(final["model"], self.tokenizer, spec, self.dev, fc.max_seq_len, fc.eval_batch_size)
+        return {
+            "task": spec.name, "model": str(self.model_dir), "data": str(self.data), "method": "agora",
+            "config": asdict(config), "grid_size": len(config.grid()), "generator": self.generator.kind,
+            "n_train": len(self.train), "n_heldout": len(self.heldout), "n_dev": len(self.dev),
+            "n_generated": len(self.generated), "rounds": self.rounds, "final_theta": asdict(final["theta"]),
+            "final_round": final["round"], "heldout": final["score"], "dev": dev_metrics,
+            "majority_baseline_dev": majority_baseline(spec, self.train_all, self.dev),
+        }

@@ -1,0 +1,155 @@
+"""The dataclass → argparse builder (bortfast/cli/_args.py) and RunConfig composed of stage configs: every
+``bortfast run`` / ``demo`` flag keeps its name, meaning and default, and the old flat RunConfig keywords work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from bortfast.apps.pipeline import DistillStage, RunConfig, SearchStage
+from bortfast.cli._args import add_dataclass_arguments, field_comments, from_args
+from bortfast.cli.main import build_parser
+
+
+@dataclass
+class _Example:
+    name: str  # a required name
+    count: int = 3  # how many (100% of them)
+    rate: float | None = None  # a rate, or None
+    kind: Literal["a", "b"] = "a"  # which kind
+    values: tuple[float, ...] = (1.0,)  # one or more values
+    fast: bool = False  # go fast
+    check: bool = field(default=True, metadata={"help": "skip the check"})
+    alias: int = field(default=1, metadata={"flag": "other-name", "dest": "other"})  # renamed
+
+
+def _example_parser(**kw) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="x")
+    add_dataclass_arguments(parser, _Example, **kw)
+    return parser
+
+
+def test_builder_makes_one_typed_option_per_field():
+    args = _example_parser().parse_args(["--name", "n", "--count", "4", "--rate", "0.5", "--kind", "b",
+                                         "--values", "2", "3", "--fast", "--no-check", "--other-name", "7"])
+    assert from_args(_Example, args) == _Example("n", 4, 0.5, "b", (2.0, 3.0), True, False, 7)
+    defaults = _example_parser().parse_args(["--name", "n"])
+    assert from_args(_Example, defaults) == _Example("n")
+
+
+def test_builder_rejects_bad_values_and_missing_required_fields(capsys):
+    with pytest.raises(SystemExit):
+        _example_parser().parse_args(["--count", "2"])  # --name is required
+    with pytest.raises(SystemExit):
+        _example_parser().parse_args(["--name", "n", "--kind", "c"])
+    assert "invalid choice: 'c'" in capsys.readouterr().err
+
+
+def test_builder_prefix_defaults_and_help():
+    parser = _example_parser(prefix="ex_", defaults={"ex_count": 9}, skip=("name",))
+    args = parser.parse_args(["--ex-rate", "2"])
+    assert from_args(_Example, args, prefix="ex_", skip=("name",), name="fixed") == _Example("fixed", 9, 2.0)
+    text = parser.format_help()
+    assert "how many (100% of them); default 9" in text and "skip the check" in text
+    assert field_comments(_Example)["kind"] == "which kind"
+
+
+def test_run_config_flat_keywords_build_the_stage_configs():
+    flat = RunConfig(teacher="t", out_dir="o", eps=8, lrs=[1e-4], distill_steps=30, search_batch_size=4,
+                     bench_rounds=2, task="sst2", task_data="d", finetune_lr=3e-5)
+    nested = RunConfig(teacher="t", out_dir="o", search=SearchStage(eps=8, lrs=(1e-4,), train_batch_size=4),
+                       distill=DistillStage(steps=30))
+    assert flat.search == nested.search and flat.distill == nested.distill
+    assert (flat.eps, flat.distill_steps, flat.bench_rounds, flat.task, flat.finetune_lr) == (8, 30, 2, "sst2", 3e-5)
+    flat.eps = 4  # a flat name sets the stage's field, re-validated
+    assert flat.search.eps == 4
+    with pytest.raises(ValueError, match="RunConfig.eps must be a positive int, got 0"):
+        flat.eps = 0
+    with pytest.raises(ValueError, match=r"search= and the flat settings \['eps'\]"):
+        RunConfig(teacher="t", out_dir="o", search=SearchStage(), eps=3)
+    with pytest.raises(TypeError, match=r"unknown settings \['epss'\]"):
+        RunConfig(teacher="t", out_dir="o", epss=3)
+    with pytest.raises(ValueError, match="RunConfig.distill_steps must be a positive int, got -1"):
+        RunConfig(teacher="t", out_dir="o", distill_steps=-1)
+
+
+# RunConfig.identity() of the default settings before RunConfig held stage configs (dc94eef): pipeline.json's
+# "config", so a run directory made by the old code resumes with the new one.
+OLD_DEFAULT_IDENTITY = {
+    "teacher": "t", "corpus": [], "space": "below-teacher", "eps": 16, "steps": 10, "lrs": [0.001],
+    "latency": "kernel", "seq_len": 128, "distill_seq_len": None, "search_batch_size": 8, "max_blocks": 2000,
+    "distill_steps": 300, "distill_batch_size": 16, "distill_lr": 0.0005, "task": None, "task_data": None,
+    "finetune_epochs": 1, "finetune_max_train": 2000, "finetune_lr": 0.0001, "bench_rounds": 5,
+    "bench_sentences": 256, "threads": 2, "seed": 0, "init": "inherit", "max_latency": None, "min_speedup": None,
+    "max_error": None, "engine_check": True, "sts": None,
+}
+
+
+def test_identity_keeps_the_flat_form_of_pipeline_json():
+    assert RunConfig(teacher="t", out_dir="o").identity() == OLD_DEFAULT_IDENTITY
+    changed = RunConfig(teacher="t", out_dir="o", distill_steps=5).identity()
+    assert {k for k in changed if changed[k] != OLD_DEFAULT_IDENTITY[k]} == {"distill_steps"}
+
+
+def _parsed(argv: list[str]) -> dict:
+    """The RunConfig ``bortfast ARGV`` runs with (identity, out_dir, progress, overwrite)."""
+    from bortfast.cli import run as run_cli
+
+    args = build_parser().parse_args(argv)
+    cfg = run_cli._config(args, "<bundled>" if argv[0] == "demo" else args.teacher)
+    return {**cfg.identity(), "out_dir": cfg.out_dir, "progress": cfg.progress, "overwrite": cfg.overwrite}
+
+
+# What dc94eef's `bortfast run` / `demo` built from these command lines (every flag the two commands had).
+OLD_PARSES = [
+    (["run", "--teacher", "T", "--corpus", "a.txt", "b", "--out", "O", "--space", "bert-paper", "--eps", "3",
+      "--steps", "4", "--lr", "1e-3", "2e-4", "--latency", "flops", "--seq-len", "64", "--max-blocks", "50",
+      "--distill-steps", "7", "--distill-batch-size", "5", "--distill-seq-len", "32", "--distill-lr", "3e-4",
+      "--task", "sst2", "--task-data", "D", "--bench-rounds", "2", "--threads", "1", "--seed", "9", "--init",
+      "random", "--max-latency-ms", "3.5", "--min-speedup", "2", "--max-error", "4", "--no-engine-check",
+      "--overwrite", "--no-progress"],
+     '{"bench_rounds": 2, "bench_sentences": 256, "corpus": ["a.txt", "b"], "distill_batch_size": 5, '
+     '"distill_lr": 0.0003, "distill_seq_len": 32, "distill_steps": 7, "engine_check": false, "eps": 3, '
+     '"finetune_epochs": 1, "finetune_lr": 0.0001, "finetune_max_train": 2000, "init": "random", "latency": '
+     '"flops", "lrs": [0.001, 0.0002], "max_blocks": 50, "max_error": 4.0, "max_latency": 3.5, "min_speedup": 2.0, '
+     '"out_dir": "O", "overwrite": true, "progress": false, "search_batch_size": 8, "seed": 9, "seq_len": 64, '
+     '"space": "bert-paper", "steps": 4, "sts": null, "task": "sst2", "task_data": "D", "teacher": "T", '
+     '"threads": 1}'),
+    (["demo", "--out", "O"],
+     '{"bench_rounds": 5, "bench_sentences": 256, "corpus": [], "distill_batch_size": 32, "distill_lr": 0.0001, '
+     '"distill_seq_len": 64, "distill_steps": 200, "engine_check": true, "eps": 16, "finetune_epochs": 1, '
+     '"finetune_lr": 0.0001, "finetune_max_train": 2000, "init": "inherit", "latency": "kernel", "lrs": [0.0001], '
+     '"max_blocks": 2000, "max_error": null, "max_latency": null, "min_speedup": 5.5, "out_dir": "O", '
+     '"overwrite": false, "progress": true, "search_batch_size": 8, "seed": 0, "seq_len": 128, "space": '
+     '"below-teacher", "steps": 10, "sts": null, "task": null, "task_data": null, "teacher": "<bundled>", '
+     '"threads": 2}'),
+    (["demo", "--out", "O", "--eps", "5", "--lr", "1e-3", "--min-speedup", "3", "--distill-seq-len", "48",
+      "--no-progress"],
+     '{"bench_rounds": 5, "bench_sentences": 256, "corpus": [], "distill_batch_size": 32, "distill_lr": 0.0001, '
+     '"distill_seq_len": 48, "distill_steps": 200, "engine_check": true, "eps": 5, "finetune_epochs": 1, '
+     '"finetune_lr": 0.0001, "finetune_max_train": 2000, "init": "inherit", "latency": "kernel", "lrs": [0.001], '
+     '"max_blocks": 2000, "max_error": null, "max_latency": null, "min_speedup": 3.0, "out_dir": "O", '
+     '"overwrite": false, "progress": false, "search_batch_size": 8, "seed": 0, "seq_len": 128, "space": '
+     '"below-teacher", "steps": 10, "sts": null, "task": null, "task_data": null, "teacher": "<bundled>", '
+     '"threads": 2}'),
+]
+
+
+@pytest.mark.parametrize("argv, old", OLD_PARSES, ids=["run-every-flag", "demo-defaults", "demo-some-flags"])
+def test_run_and_demo_flags_mean_what_they_meant(argv, old):
+    assert _parsed(argv) == json.loads(old)
+
+
+def test_run_help_groups_the_options_by_stage():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = sub.choices["run"].format_help()
+    for group, flag in [("search stage", "--eps"), ("distill stage", "--distill-steps"),
+                        ("finetune stage", "--finetune-epochs"), ("bench stage", "--bench-rounds"),
+                        ("quality stage", "--sts")]:
+        assert f"\n{group}:" in text
+        assert text.index(f"\n{group}:") < text.index(f"  {flag}"), (group, flag)
+    assert "--teacher" not in sub.choices["demo"].format_help()
