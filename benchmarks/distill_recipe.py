@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -35,13 +36,20 @@ def parse_row(spec: str) -> tuple[str, dict]:
         raise SystemExit(f"--row {spec!r}: expected NAME:key=value,...")
     fields = {f.name: f.type for f in DistillConfig.__dataclass_fields__.values()}
     kw: dict = {}
-    for item in filter(None, body.split(",")):
+    for item in filter(None, re.split(r",(?![^\[]*\])", body)):  # commas inside [...] belong to a list
         key, _, value = item.partition("=")
         if key not in fields:
             raise SystemExit(f"--row {spec!r}: {key!r} is not a DistillConfig field")
-        kw[key] = json.loads(value) if value[:1] in "[{\"" or value in ("true", "false", "null") else (
-            float(value) if any(c in value for c in ".e") else int(value) if value.lstrip("-").isdigit() else value)
+        kw[key] = _value(value)
     return name, kw
+
+
+def _value(text: str) -> object:
+    """A row value: JSON (numbers, lists, true/false/null) where it parses, else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def score(model_dir: Path, pairs) -> float:

@@ -6,6 +6,7 @@ import pytest
 from test_inherit_pipeline import _result
 
 from bortfast.search.choice import choose_for_user
+from bortfast.space import Arch
 
 
 def test_check_walks_the_finalists_in_order_and_records_every_measurement():
@@ -81,3 +82,45 @@ def test_pipeline_checks_only_a_kernel_latency_budget(tmp_path, tiny_hidden_teac
     assert _engine_check(cfg(min_speedup=2.0, engine_check=False), tmp_path) is None
     check = _engine_check(cfg(min_speedup=2.0), tmp_path)
     assert isinstance(check, OrtSpeedCheck) and check.teacher_arch.hidden == 48
+
+
+def _with_twins():
+    import dataclasses
+
+    from bortfast.space import Arch
+
+    r = _result([0.5, 0.3, None, 0.1], [1.0, 2.0, 3.0, 5.0])
+    twin = dataclasses.replace(r.candidates[1], arch=Arch(2, 4, 32, 64), pivot=False, error=None, theta=None,
+                               w=None, latency=2.5)
+    other = dataclasses.replace(twin, arch=Arch(2, 4, 32, 96), params=r.candidates[1].params + 1)  # not a twin
+    return dataclasses.replace(r, candidates=[*r.candidates, twin, other])
+
+
+def test_the_passing_finalist_stands_for_its_head_count_twins_and_the_fastest_is_chosen():
+    r = _with_twins()
+    speed = {(4, 2): 1.1, (2, 2): 3.0, (2, 4): 4.0, (1, 2): 9.0}
+
+    def check(arch, max_latency, min_speedup):
+        s = speed[(arch.layers, arch.heads)]
+        return {"ok": s >= min_speedup, "speedup": s}
+
+    chosen = choose_for_user(r, min_speedup=1.5, check=check)
+    assert chosen.best == 4 and chosen.best_arch == Arch(2, 4, 32, 64)  # the twin: 4.0x beats its finalist's 3.0x
+    got = chosen.candidates[4]
+    assert (got.error, got.theta, got.w) == (0.3, r.candidates[1].theta, r.candidates[1].w)
+    assert r.candidates[4].error is None  # the input result is not modified
+    assert [c["candidate"] for c in chosen.selection["checks"]] == [3, 1, 4]  # candidate 5 is no twin
+    assert chosen.selection["checks"][-1]["twin_of"] == 1 and chosen.selection["twin_of"]["candidate"] == 1
+    # a twin that is slower, or fails, leaves the finalist as ξ*
+    speed[(2, 4)] = 2.0
+    assert choose_for_user(r, min_speedup=1.5, check=check).best == 1
+    speed[(2, 4)] = 1.2
+    slow = choose_for_user(r, min_speedup=1.5, check=check)
+    assert slow.best == 1 and "twin_of" not in slow.selection and slow.candidates[4].error is None
+
+
+def test_head_twins_are_untrained_uniform_and_of_equal_params():
+    from bortfast.search.choice import head_twins
+
+    r = _with_twins()
+    assert head_twins(r.candidates, 1) == [4] and head_twins(r.candidates, 0) == []

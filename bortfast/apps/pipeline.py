@@ -606,7 +606,8 @@ def _checks_line(checks: list[dict] | None) -> str:
     if not checks:
         return ""
     timed = "; ".join(f"{_arch_str(dict(zip(('layers', 'heads', 'hidden', 'intermediate'), c['arch'])))} "
-                      f"{c['speedup']:.2f}x{'' if c['ok'] else ' (rejected)'}" for c in checks)
+                      f"{c['speedup']:.2f}x{'' if c['ok'] else ' (rejected)'}"
+                      f"{' (head-count twin)' if 'twin_of' in c else ''}" for c in checks)
     return f"; finalists timed against the teacher in {checks[-1]['engine']}: {timed}"
 
 

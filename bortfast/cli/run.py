@@ -62,7 +62,8 @@ def print_console_summary(state: dict, out: str) -> None:
             ("short trainings", str(search["trainings"]))]
     checks = (search.get("selection") or {}).get("checks")
     if checks:
-        c = checks[-1]
+        arch = [int(v) for v in search["arch"].split(",")] if "=" not in search["arch"] else None
+        c = next((c for c in checks if c["arch"] == arch), checks[-1])  # ξ*'s own check (twins come after it)
         rows.append(("engine check of ξ*", f"{c['speedup']:.2f}x the teacher in {c['engine']} "
                                            f"({len(checks)} finalist(s) timed)"))
     rows += [(f"speed-up {_speedup_label(k)}", f"{v:.2f}x") for k, v in st["bench"]["summary"].items()]

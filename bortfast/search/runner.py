@@ -146,13 +146,14 @@ def _choose(result: SearchResult, cfg: SearchConfig, check: ChoiceCheck | None, 
     if rank == 0:
         try:
             chosen = choose()
-            picked = (chosen.best, chosen.selection, chosen.error_param_spearman)
+            picked = (chosen.best, chosen.selection, chosen.error_param_spearman, chosen.candidates[chosen.best])
         except ValueError as err:
             picked = str(err)  # every rank raises the same message instead of waiting
     (picked,) = dist.broadcast(picked)
     if isinstance(picked, str):
         raise ValueError(picked)
-    best, selection, rho = picked
-    c = result.candidates[best]
-    return dataclasses.replace(result, best=best, best_theta=c.theta, best_w=c.w, selection=selection,
-                               error_param_spearman=rho)
+    best, selection, rho, c = picked  # ξ* may be a head-count twin carrying its finalist's ê (choice.TWINS)
+    candidates = list(result.candidates)
+    candidates[best] = c
+    return dataclasses.replace(result, candidates=candidates, best=best, best_theta=c.theta, best_w=c.w,
+                               selection=selection, error_param_spearman=rho)
