@@ -66,11 +66,14 @@ def test_ort_speed_check_times_both_shapes_in_workers_and_applies_the_budget(tmp
     assert "onnxruntime fp32 B=1 L=32 T=1" == report["engine"]
     assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["1-2-32-64.onnx", "2-4-64-128.onnx"]
     assert check(student, 1e9, None)["ok"] is True  # a latency budget nobody misses
+    flops = OrtSpeedCheck(teacher, tmp_path, seq_len=32, threads=1, check_latency=False,
+                          timing=TimingConfig(rounds=2, min_samples=5, turn_seconds=0.02))
+    assert flops(student, 1e-9, None)["ok"] is True  # î in FLOPs: a max_latency is no ms budget, not checked
     with pytest.raises(TypeError, match="bortfast.Arch"):
         OrtSpeedCheck((2, 4, 64, 128), tmp_path)
 
 
-def test_pipeline_checks_only_a_kernel_latency_budget(tmp_path, tiny_hidden_teacher_dir):
+def test_pipeline_checks_a_latency_budget_and_with_flops_only_the_speedup_floor(tmp_path, tiny_hidden_teacher_dir):
     from bortfast.apps.engine_check import OrtSpeedCheck
     from bortfast.apps.pipeline import RunConfig, _engine_check
 
@@ -78,10 +81,12 @@ def test_pipeline_checks_only_a_kernel_latency_budget(tmp_path, tiny_hidden_teac
         return RunConfig(teacher=str(tiny_hidden_teacher_dir), out_dir=str(tmp_path / "run"), **kw)
 
     assert _engine_check(cfg(), tmp_path) is None  # W's argmax: nothing to check
-    assert _engine_check(cfg(min_speedup=2.0, latency="flops"), tmp_path) is None
+    assert _engine_check(cfg(max_latency=1e6, latency="flops"), tmp_path) is None  # FLOPs: no ms to compare
+    by_flops = _engine_check(cfg(min_speedup=2.0, latency="flops"), tmp_path)
+    assert isinstance(by_flops, OrtSpeedCheck) and by_flops.check_latency is False
     assert _engine_check(cfg(min_speedup=2.0, engine_check=False), tmp_path) is None
     check = _engine_check(cfg(min_speedup=2.0), tmp_path)
-    assert isinstance(check, OrtSpeedCheck) and check.teacher_arch.hidden == 48
+    assert isinstance(check, OrtSpeedCheck) and check.teacher_arch.hidden == 48 and check.check_latency is True
 
 
 def _with_twins():

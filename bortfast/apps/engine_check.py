@@ -24,11 +24,12 @@ class OrtSpeedCheck:
     two worker processes; ``ok`` when ξ is at least ``min_speedup`` times faster and within ``max_latency_ms``."""
 
     def __init__(self, teacher_arch: Arch, work_dir: str | os.PathLike, *, seq_len: int = 128, threads: int = 2,
-                 timing: TimingConfig = CHECK_TIMING, seed: int = 0) -> None:
+                 timing: TimingConfig = CHECK_TIMING, seed: int = 0, check_latency: bool = True) -> None:
         if not isinstance(teacher_arch, Arch):
             raise TypeError(f"teacher_arch must be a bortfast.Arch, got {type(teacher_arch).__name__}")
         self.teacher_arch, self.work = teacher_arch, Path(work_dir)
         self.seq_len, self.threads, self.timing, self.seed = seq_len, threads, timing, seed
+        self.check_latency = check_latency  # False: î is FLOPs, so max_latency is no ms budget; only the speed-up
 
     def _onnx(self, arch: Arch) -> Path:
         """A random-weight encoder of ``arch`` as ONNX (ORT-optimised, fused), exported once per shape."""
@@ -58,8 +59,8 @@ class OrtSpeedCheck:
                    for label, path in (("teacher", self._onnx(self.teacher_arch)), ("student", self._onnx(arch)))]
         t = time_engines(engines, self.timing)["timings"]
         speedup = ratio_stats(t["teacher"], t["student"])["median_ratio"]
-        ok = (min_speedup is None or speedup >= min_speedup) and (max_latency is None
-                                                                 or t["student"].median_ms <= max_latency)
+        latency_ok = max_latency is None or not self.check_latency or t["student"].median_ms <= max_latency
+        ok = (min_speedup is None or speedup >= min_speedup) and latency_ok
         return {"ok": bool(ok), "engine": f"onnxruntime fp32 B=1 L={self.seq_len} T={self.threads}",
                 "teacher_ms": t["teacher"].median_ms, "student_ms": t["student"].median_ms, "speedup": speedup,
                 "samples": min(t["teacher"].n, t["student"].n)}

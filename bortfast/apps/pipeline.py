@@ -341,9 +341,11 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 
 def _engine_check(cfg: RunConfig, out: Path) -> Any:
-    """The deployment-engine check of a latency budget's finalists (None: no budget, FLOPs î, or switched off)."""
+    """The deployment-engine check of a latency budget's finalists (None: no budget, or switched off). With FLOPs
+    as î only the speed-up floor is checked: a budget in FLOPs has no ms to compare with."""
     s = cfg.search
-    if not s.engine_check or s.latency != "kernel" or (s.min_speedup is None and s.max_latency is None):
+    flops = s.latency != "kernel"
+    if not s.engine_check or s.min_speedup is None and (flops or s.max_latency is None):
         return None
     from transformers import AutoConfig
 
@@ -352,7 +354,7 @@ def _engine_check(cfg: RunConfig, out: Path) -> Any:
 
     teacher_arch = Arch.from_config(AutoConfig.from_pretrained(cfg.teacher))
     return OrtSpeedCheck(teacher_arch, out / "work" / "engine-check", seq_len=cfg.seq_len, threads=cfg.threads,
-                         seed=cfg.seed)
+                         seed=cfg.seed, check_latency=not flops)
 
 
 def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
