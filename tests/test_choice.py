@@ -129,3 +129,25 @@ def test_head_twins_are_untrained_uniform_and_of_equal_params():
 
     r = _with_twins()
     assert head_twins(r.candidates, 1) == [4] and head_twins(r.candidates, 0) == []
+
+
+def test_a_finalist_is_checked_as_its_twin_with_the_fewest_heads():
+    import dataclasses
+
+    r = _result([0.5, 0.3, None, 0.1], [1.0, 2.0, 3.0, 5.0])
+    r.candidates[3] = dataclasses.replace(r.candidates[3], arch=Arch(4, 4, 32, 64))
+    twin = dataclasses.replace(r.candidates[3], arch=Arch(4, 2, 32, 64), pivot=False, error=None, theta=None, w=None)
+    r = dataclasses.replace(r, candidates=[*r.candidates, twin])
+    speed = {(4, 2): 1.8, (4, 4): 1.6, (2, 2): 9.0}
+
+    def check(arch, max_latency, min_speedup):
+        s = speed[(arch.layers, arch.heads)]
+        return {"ok": s >= min_speedup, "speedup": s}
+
+    chosen = choose_for_user(r, min_speedup=1.5, check=check)
+    # finalist 3 (ê 0.1) is checked as its 2-head twin 4, which passes; then 3 itself is timed (1.6x, slower)
+    assert [(c["candidate"], c.get("twin_of")) for c in chosen.selection["checks"]] == [(4, 3), (3, None)]
+    assert chosen.best == 4 and chosen.candidates[4].error == 0.1
+    speed[(4, 2)] = 1.2  # the representative fails: the finalist's group is passed over, the next finalist checked
+    chosen = choose_for_user(r, min_speedup=1.5, check=check)
+    assert [c["candidate"] for c in chosen.selection["checks"]] == [4, 1] and chosen.best == 1

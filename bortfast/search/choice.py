@@ -19,9 +19,11 @@ ChoiceCheck = Callable[[Arch, float | None, float | None], Mapping[str, Any]]
 # 1.8x against ONNX Runtime (README, Known limits), so ξ that î puts a little over the budget are timed too.
 CHECK_SLACK = 0.7
 # p̂ does not see A (the head count splits H, it adds no parameter) and 10-step ê barely does (the demo's
-# ⟨2, A, 192, I⟩, A in 3/6/12: ê within 0.004), yet ORT's latency and the distilled quality both move with A. So the
-# first finalist that passes its check stands for its head-count twins (same D, H, I: identical p̂): each is timed
-# too and ξ* is the fastest that passes, carrying the finalist's ê, θ and W (README, "Choosing ξ*").
+# ⟨2, A, 192, 1152⟩, A in 3/6/12: ê within 0.004), yet ORT's latency and the distilled quality both move with A: at
+# equal H, fewer and larger heads ran faster in ORT and scored higher after distillation (README, "Recipe and shape
+# at ≥ 5x"). So each finalist stands for its head-count twins (same D, H, I: identical p̂) and is checked as the
+# twin with the fewest heads; the twins of the accepted one are timed too and ξ* is the fastest that passes,
+# carrying the finalist's ê, θ and W.
 TWINS = True
 
 
@@ -69,7 +71,8 @@ def choose_for_user(result: SearchResult, *, max_latency: float | None = None, m
     if check is not None and budget is not None:
         best, selection["checks"] = _first_passing(order, c, check, max_latency, min_speedup, stated)
         if TWINS:
-            c, best = _fastest_twin(c, best, check, max_latency, min_speedup, selection)
+            c, best = _fastest_twin(c, selection["checks"][-1].get("twin_of", best), check, max_latency,
+                                    min_speedup, selection)
     return dataclasses.replace(result, candidates=c, best=best, best_theta=c[best].theta, best_w=c[best].w,
                                error_param_spearman=rho, selection=selection)
 
@@ -86,18 +89,20 @@ def head_twins(candidates: list, k: int) -> list[int]:
 
 def _fastest_twin(c: list, k: int, check: ChoiceCheck, max_latency: float | None, min_speedup: float | None,
                   selection: dict[str, Any]) -> tuple[list, int]:
-    """Time the head-count twins of the passing finalist ``k``; ξ* is the fastest that passes (by the measured
-    speed-up), a twin taking ``k``'s ê, θ and W. Returns the (copied, if changed) candidate list and ξ*."""
-    twins = head_twins(c, k)
-    if not twins:
-        return c, k
-    measured = {k: selection["checks"][-1]}
-    for j in twins:
+    """Time the rest of the head-count group of the accepted finalist ``k`` (``k`` and its twins); ξ* is the fastest
+    that passes (by the measured speed-up), a twin taking ``k``'s ê, θ and W. Returns the (copied, if changed)
+    candidate list and ξ*."""
+    first = selection["checks"][-1]  # the accepted check: k itself, or k's twin with the fewest heads
+    measured = {first["candidate"]: first}
+    for j in [k, *head_twins(c, k)]:
+        if j in measured:
+            continue
         report = dict(check(c[j].arch, max_latency, min_speedup))
-        measured[j] = {"candidate": j, "arch": list(c[j].arch.tuple), "twin_of": k, **report}
+        measured[j] = {"candidate": j, "arch": list(c[j].arch.tuple), **({"twin_of": k} if j != k else {}),
+                       **report}
         selection["checks"].append(measured[j])
     passing = [j for j, r in measured.items() if r.get("ok") and isinstance(r.get("speedup"), (int, float))]
-    best = max(passing, key=lambda j: (measured[j]["speedup"], -j)) if passing else k
+    best = max(passing, key=lambda j: (measured[j]["speedup"], -j))  # the accepted check passed: never empty
     if best == k:
         return c, k
     c = list(c)
@@ -115,10 +120,12 @@ def _first_passing(order: list[int], c: list, check: ChoiceCheck, max_latency: f
                    min_speedup: float | None, stated: Mapping[str, float | None]) -> tuple[int, list[dict]]:
     checks: list[dict] = []
     for k in order:
-        report = dict(check(c[k].arch, max_latency, min_speedup))
-        checks.append({"candidate": k, "arch": list(c[k].arch.tuple), **report})
+        j = min([k, *head_twins(c, k)], key=lambda j: (c[j].arch.heads, j)) if TWINS else k
+        report = dict(check(c[j].arch, max_latency, min_speedup))
+        checks.append({"candidate": j, "arch": list(c[j].arch.tuple), **({"twin_of": k} if j != k else {}),
+                       **report})
         if report.get("ok"):
-            return k, checks
+            return j, checks
     raise ValueError(f"{len(order)} trained architecture(s) meet {_stated(stated)} by î but none does when "
                      f"measured in the deployment engine ({'; '.join(_check_str(r) for r in checks)}); relax the "
                      f"budget or train more pivots (smaller eps)")
