@@ -21,9 +21,8 @@ CHECK_SLACK = 0.7
 # p̂ does not see A (the head count splits H, it adds no parameter) and 10-step ê barely does (the demo's
 # ⟨2, A, 192, 1152⟩, A in 3/6/12: ê within 0.004), yet ORT's latency and the distilled quality both move with A: at
 # equal H, fewer and larger heads ran faster in ORT and scored higher after distillation (README, "Recipe and shape
-# at ≥ 5x"). So each finalist stands for its head-count twins (same D, H, I: identical p̂) and is checked as the
-# twin with the fewest heads; the twins of the accepted one are timed too and ξ* is the fastest that passes,
-# carrying the finalist's ê, θ and W.
+# at ≥ 5x"). So each finalist stands for its head-count twins (same D, H, I: identical p̂) and is checked, and
+# chosen, as the twin with the fewest heads, carrying the finalist's ê, θ and W.
 TWINS = True
 
 
@@ -70,9 +69,8 @@ def choose_for_user(result: SearchResult, *, max_latency: float | None = None, m
     best = order[0]
     if check is not None and budget is not None:
         best, selection["checks"] = _first_passing(order, c, check, max_latency, min_speedup, stated)
-        if TWINS:
-            c, best = _fastest_twin(c, selection["checks"][-1].get("twin_of", best), check, max_latency,
-                                    min_speedup, selection)
+        if "twin_of" in selection["checks"][-1]:
+            c = _as_twin(c, best, selection["checks"][-1]["twin_of"], selection)
     return dataclasses.replace(result, candidates=c, best=best, best_theta=c[best].theta, best_w=c[best].w,
                                error_param_spearman=rho, selection=selection)
 
@@ -87,29 +85,14 @@ def head_twins(candidates: list, k: int) -> list[int]:
             and cj.params == candidates[k].params]
 
 
-def _fastest_twin(c: list, k: int, check: ChoiceCheck, max_latency: float | None, min_speedup: float | None,
-                  selection: dict[str, Any]) -> tuple[list, int]:
-    """Time the rest of the head-count group of the accepted finalist ``k`` (``k`` and its twins); ξ* is the fastest
-    that passes (by the measured speed-up), a twin taking ``k``'s ê, θ and W. Returns the (copied, if changed)
-    candidate list and ξ*."""
-    first = selection["checks"][-1]  # the accepted check: k itself, or k's twin with the fewest heads
-    measured = {first["candidate"]: first}
-    for j in [k, *head_twins(c, k)]:
-        if j in measured:
-            continue
-        report = dict(check(c[j].arch, max_latency, min_speedup))
-        measured[j] = {"candidate": j, "arch": list(c[j].arch.tuple), **({"twin_of": k} if j != k else {}),
-                       **report}
-        selection["checks"].append(measured[j])
-    passing = [j for j, r in measured.items() if r.get("ok") and isinstance(r.get("speedup"), (int, float))]
-    best = max(passing, key=lambda j: (measured[j]["speedup"], -j))  # the accepted check passed: never empty
-    if best == k:
-        return c, k
+def _as_twin(c: list, j: int, k: int, selection: dict[str, Any]) -> list:
+    """ξ* = ``j``, the twin with the fewest heads of finalist ``k``: a copy of the candidates in which ``j`` carries
+    ``k``'s ê, θ and W (p̂ is the same; ê is the finalist's, recorded as such in ``selection["twin_of"]``)."""
     c = list(c)
-    c[best] = dataclasses.replace(c[best], error=c[k].error, theta=c[k].theta, w=c[k].w)
+    c[j] = dataclasses.replace(c[j], error=c[k].error, theta=c[k].theta, w=c[k].w)
     selection["twin_of"] = {"candidate": k, "arch": list(c[k].arch.tuple),
                             "note": "ξ* differs from this trained finalist only in A (same p̂) and carries its ê"}
-    return c, best
+    return c
 
 
 def _stated(stated: Mapping[str, float | None]) -> str:
