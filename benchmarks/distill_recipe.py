@@ -20,8 +20,10 @@ import re
 import time
 from pathlib import Path
 
+from quality_sts import score  # the same zero-shot STS scoring (benchmarks/ is on sys.path when run as a script)
+
 from bortfast._base.io import write_json
-from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
+from bortfast.apps.quality import read_sts
 from bortfast.data.stdlib import write_stdlib_corpus
 from bortfast.data.teacher import bundled_teacher_path
 from bortfast.distill import DistillConfig, distill
@@ -50,13 +52,6 @@ def _value(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
-
-
-def score(model_dir: Path, pairs) -> float:
-    from transformers import AutoTokenizer, BertModel
-
-    model = BertModel.from_pretrained(model_dir, add_pooling_layer=False)
-    return sts_spearman(torch_embedder(model, AutoTokenizer.from_pretrained(model_dir), pooling="mean"), pairs)
 
 
 def main() -> None:
