@@ -103,7 +103,8 @@ def _first_passing(order: list[int], c: list, check: ChoiceCheck, max_latency: f
                    min_speedup: float | None, stated: Mapping[str, float | None]) -> tuple[int, list[dict]]:
     checks: list[dict] = []
     for k in order:
-        j = min([k, *head_twins(c, k)], key=lambda j: (c[j].arch.heads, j)) if TWINS and head_twins(c, k) else k
+        group = [k, *head_twins(c, k)] if TWINS else [k]
+        j = min(group, key=lambda j: (c[j].arch.heads, j)) if len(group) > 1 else k
         report = dict(check(c[j].arch, max_latency, min_speedup))
         checks.append({"candidate": j, "arch": list(c[j].arch.tuple), **({"twin_of": k} if j != k else {}),
                        **report})
