@@ -145,3 +145,26 @@ def test_max_seq_len_is_capped_at_the_model_positions():
 
     assert fit_seq_len(FinetuneConfig(max_seq_len=128), BertConfig(max_position_embeddings=64)).max_seq_len == 64
     assert fit_seq_len(FinetuneConfig(max_seq_len=32), BertConfig(max_position_embeddings=64)).max_seq_len == 32
+
+
+@pytest.mark.parametrize("task", ["sst2", "stsb"])
+def test_predict_in_length_order_returns_outputs_in_data_order(tiny, glue, task):
+    """predict batches by length; each example's output must equal scoring it alone (batch 1), in data order."""
+    from bortfast.finetune.train import Encoded, encode, get_task, predict
+
+    spec = get_task(task)
+    model = build_model(tiny, spec, FinetuneConfig(**FAST)).eval()
+    tok = load_tokenizer(tiny)
+    import dataclasses
+
+    examples = [dataclasses.replace(e, text_a=" ".join([e.text_a] * (1 + (7 * i) % 5)))  # lengths shuffled
+                for i, e in enumerate(load_examples(task, glue, "dev")[:24])]
+    data = encode(examples, tok, spec, 64)
+    lengths = [len(ids) for ids in data.input_ids]
+    assert len(set(lengths)) > 1 and lengths != sorted(lengths)  # the order matters for this data
+    batched = predict(model, data, spec.kind, tok.pad_token_id, batch_size=5)
+    alone = predict(model, data, spec.kind, tok.pad_token_id, batch_size=1)
+    assert batched.shape == alone.shape
+    np.testing.assert_allclose(batched, alone, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="no examples"):
+        predict(model, Encoded([], [], np.zeros(0)), spec.kind, tok.pad_token_id)
