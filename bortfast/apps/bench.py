@@ -40,7 +40,7 @@ from bortfast.profile.timing import (
     time_engines,
     torch_model_engine,
 )
-from bortfast.space import Arch
+from bortfast.space import Arch, PerLayerArch
 
 BORT = Arch(4, 8, 1024, 768)
 BERT_BASE = Arch(12, 12, 768, 3072)
@@ -105,8 +105,8 @@ class Models:
 
     student_dir: Path
     teacher_dir: Path
-    student_arch: Arch
-    teacher_arch: Arch
+    student_arch: Arch | PerLayerArch
+    teacher_arch: Arch | PerLayerArch
     base_label: str  # "BERT-base" for the random default, else "teacher" (never "BERT-base" for another model)
     large_dir: Path | None  # BERT-large checkpoint, or None for a random one (when include_large)
     large_arch: Arch | None
@@ -158,10 +158,17 @@ def _load_hf_tokenizer(spec: str | None) -> Any | None:
     return tok
 
 
-def _arch_of(model_dir: str | Path) -> Arch:
+def _arch_of(model_dir: str | Path) -> Arch | PerLayerArch:
+    """The model's shape: a per-layer student's PerLayerArch (its config's ``bortfast_per_layer``), else the Arch."""
     from bortfast.export.onnx import _load_config
 
-    return Arch.from_config(_load_config(Path(model_dir)))
+    config = _load_config(Path(model_dir))
+    return PerLayerArch.from_config(config) or Arch.from_config(config)
+
+
+def _arch_json(arch: Arch | PerLayerArch) -> tuple[int, ...] | str:
+    """``speedup.json``'s name of a shape: (D, A, H, I), or a per-layer student's spec."""
+    return arch.spec if isinstance(arch, PerLayerArch) else arch.tuple
 
 
 def full_model_flops(model: Any, batch: int, seq_len: int) -> int:
@@ -222,7 +229,7 @@ def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
                        "e2e": asdict(cfg.e2e_timing())},
             "config": {k: v for k, v in cfg.__dict__.items() if k != "sentences"} |
                       {"sentences": None if cfg.sentences is None else len(cfg.sentences)},
-            "archs": {"student": models.student_arch.tuple, "teacher": models.teacher_arch.tuple,
+            "archs": {"student": _arch_json(models.student_arch), "teacher": _arch_json(models.teacher_arch),
                       "large": models.large_arch.tuple if models.large_arch else None},
             "exports": {k: {"fused_ops": r.fused_ops, "fusion_complete": r.fusion_complete,
                             "parity_max_abs_diff": r.parity_max_abs_diff, "parity_cosine": r.parity_cosine,
@@ -278,8 +285,13 @@ def _flop_counts(cfg: SpeedupConfig, models: Models) -> dict[str, Any]:
     """FLOP ratios teacher / student: the encoder closed form and full-model counts (B=1, the fixed length)."""
     import transformers
 
+    from bortfast.distill.perlayer import is_per_layer, load_student
+
     def counted(model_dir: Path) -> int:
-        name = (transformers.AutoConfig.from_pretrained(model_dir).architectures or ["BertModel"])[0]
+        config = transformers.AutoConfig.from_pretrained(model_dir)
+        if is_per_layer(config):  # layer widths differ: only bortfast's loader builds the model
+            return full_model_flops(load_student(model_dir).eval(), 1, cfg.seq_len)
+        name = (config.architectures or ["BertModel"])[0]
         model = getattr(transformers, name).from_pretrained(model_dir).eval()
         return full_model_flops(model, 1, cfg.seq_len)
 

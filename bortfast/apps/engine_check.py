@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bortfast.profile.timing import Engine, TimingConfig, fixed_feed, ort_session_engine, ratio_stats, time_engines
-from bortfast.space import Arch
+from bortfast.space import Arch, PerLayerArch
 
 CHECK_TIMING = TimingConfig(rounds=8, min_samples=40)
 
@@ -31,28 +31,35 @@ class OrtSpeedCheck:
         self.seq_len, self.threads, self.timing, self.seed = seq_len, threads, timing, seed
         self.check_latency = check_latency  # False: î is FLOPs, so max_latency is no ms budget; only the speed-up
 
-    def _onnx(self, arch: Arch) -> Path:
-        """A random-weight encoder of ``arch`` as ONNX (ORT-optimised, fused), exported once per shape."""
+    def _onnx(self, arch: Arch | PerLayerArch) -> Path:
+        """A random-weight encoder of ``arch`` as ONNX (ORT-optimised, fused), exported once per shape; a per-layer
+        ξ is built as :func:`bortfast.distill.perlayer.build_per_layer_model` builds its students."""
         import torch
         from transformers import BertModel
 
         from bortfast._base.io import atomic_dir
+        from bortfast.distill.perlayer import build_per_layer_model
         from bortfast.export.onnx import to_onnx
 
-        name = "-".join(map(str, arch.tuple))
+        name = _file_name(arch)
         path = self.work / f"{name}.onnx"
         if not path.is_file():
-            torch.manual_seed(self.seed)
             model_dir = self.work / name
             with atomic_dir(model_dir) as tmp:
-                BertModel(arch.to_bert_config(), add_pooling_layer=False).save_pretrained(tmp)
+                if isinstance(arch, PerLayerArch):
+                    model = build_per_layer_model(arch.to_bert_config(architectures=["BertModel"]), "BertModel",
+                                                  seed=self.seed, add_pooling_layer=False)
+                else:
+                    torch.manual_seed(self.seed)
+                    model = BertModel(arch.to_bert_config(), add_pooling_layer=False)
+                model.save_pretrained(tmp)
             to_onnx(model_dir, path, check_parity=False, embed_tokenizer=False)
         return path
 
-    def __call__(self, arch: Arch, max_latency: float | None, min_speedup: float | None) -> dict[str, Any]:
-        if not isinstance(arch, Arch):
-            raise ValueError(f"the engine check times uniform ⟨D, A, H, I⟩ students, got {arch!r}; turn it off "
-                             f"(--no-engine-check) for per-layer architectures")
+    def __call__(self, arch: Arch | PerLayerArch, max_latency: float | None,
+                 min_speedup: float | None) -> dict[str, Any]:
+        if not isinstance(arch, (Arch, PerLayerArch)):
+            raise ValueError(f"the engine check times an Arch or a PerLayerArch, got {arch!r}")
         feed = fixed_feed(self.teacher_arch.vocab_size, 1, self.seq_len, self.seed)
         engines = [Engine(label, str(path), ort_session_engine, {"path": str(path), "feed": feed,
                                                                  "threads": self.threads})
@@ -64,3 +71,10 @@ class OrtSpeedCheck:
         return {"ok": bool(ok), "engine": f"onnxruntime fp32 B=1 L={self.seq_len} T={self.threads}",
                 "teacher_ms": t["teacher"].median_ms, "student_ms": t["student"].median_ms, "speedup": speedup,
                 "samples": min(t["teacher"].n, t["student"].n)}
+
+
+def _file_name(arch: Arch | PerLayerArch) -> str:
+    """``2-4-32-64`` for ⟨2, 4, 32, 64⟩; ``H32-d8-A4.2-I64.32`` for the per-layer ``H=32;d=8;A=4,2;I=64,32``."""
+    if isinstance(arch, Arch):
+        return "-".join(map(str, arch.tuple))
+    return arch.spec.replace("=", "").replace(",", ".").replace(";", "-")

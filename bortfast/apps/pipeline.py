@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bortfast._base.io import atomic_dir, atomic_open, clear_own_dir, write_json
+from bortfast.space import Arch, PerLayerArch
 
 STATE_NAME = "pipeline.json"
 STAGES = ("corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary")
@@ -45,6 +46,13 @@ def _positive_ints(obj: Any, names: tuple[str, ...], prefix: str) -> None:
             raise ValueError(f"RunConfig.{prefix}{name} must be a positive int, got {value!r}")
 
 
+def _per_layer_hidden(values: Any) -> tuple[int, ...]:
+    values = (values,) if isinstance(values, (int, np.integer, str)) else tuple(values)
+    if any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in values):
+        raise ValueError(f"RunConfig.per_layer_hidden must be positive ints (hidden sizes), got {list(values)!r}")
+    return tuple(int(h) for h in values)
+
+
 @dataclass
 class SearchStage:
     """Algorithm 1 in the pipeline: which ξ are trained, how, and how ξ* is chosen."""
@@ -63,14 +71,21 @@ class SearchStage:
     engine_check: bool = field(default=True, metadata={
         "help": "trust î alone for --min-speedup / --max-latency-ms (default: the finalists are also timed against "
                 "the teacher in ONNX Runtime fp32 and must meet the budget there)"})
+    per_layer: bool = field(default=False, metadata={
+        "help": "search per-layer widths: Ξ is the knapsack frontier of per-layer head counts and FFN widths (cut "
+                "at a FLOPs budget: --min-speedup, or --max-latency-ms with --latency flops), not --space"})
+    per_layer_hidden: tuple[int, ...] = field(default=(), metadata={
+        "help": "hidden sizes of the per-layer space (none given: the teacher's, 3/4 and 1/2 of it)"})
+    per_layer_points: int = 24  # frontier points kept per hidden size (evenly spaced), before the ε pivots
 
     def __post_init__(self) -> None:
         self.lrs = tuple(float(x) for x in self.lrs)
+        self.per_layer_hidden = _per_layer_hidden(self.per_layer_hidden)
         if self.space not in ("below-teacher", "bert-paper"):
             raise ValueError(f"space must be 'below-teacher' or 'bert-paper', got {self.space!r}")
         if self.latency not in ("kernel", "flops"):
             raise ValueError(f"latency must be 'kernel' or 'flops', got {self.latency!r}")
-        _positive_ints(self, ("eps", "steps"), "")
+        _positive_ints(self, ("eps", "steps", "per_layer_points"), "")
         v = self.train_batch_size
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"RunConfig.search_batch_size must be a positive int, got {v!r}")
@@ -154,6 +169,8 @@ def _flat_names() -> dict[str, tuple[str, str]]:
 
 
 FLAT_NAMES = _flat_names()
+# SearchStage's per-layer settings: in a run's identity only when per_layer is on.
+PER_LAYER_SETTINGS = ("per_layer", "per_layer_hidden", "per_layer_points")
 
 
 @dataclass(init=False)
@@ -212,6 +229,9 @@ class RunConfig:
         _positive_ints(self, ("seq_len", "threads"), "")
         if self.init not in ("inherit", "random"):
             raise ValueError(f"RunConfig.init must be 'inherit' or 'random', got {self.init!r}")
+        if self.search.per_layer and self.finetune.task is not None:
+            raise ValueError(f"--task {self.finetune.task!r} with --per-layer: fine-tuning a per-layer student is "
+                             f"not supported yet; run without --task and fine-tune a uniform ξ, or drop --per-layer")
 
     def __getattr__(self, name: str) -> Any:  # only called for names that are no attribute: the flat ones
         if name in FLAT_NAMES:
@@ -226,10 +246,12 @@ class RunConfig:
         object.__setattr__(self, name, value)
 
     def identity(self) -> dict[str, Any]:
-        """The settings that define the run's results (a re-run must match them to resume), by flat name."""
+        """The settings that define the run's results (a re-run must match them to resume), by flat name. The
+        per-layer settings count only with ``per_layer`` on (a uniform run's identity is what it was before them)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in STAGE_CONFIGS and f.name not in ("overwrite", "progress", "out_dir")}
-        d.update({name: getattr(getattr(self, stage), key) for name, (stage, key) in FLAT_NAMES.items()})
+        d.update({name: getattr(getattr(self, stage), key) for name, (stage, key) in FLAT_NAMES.items()
+                  if self.search.per_layer or name not in PER_LAYER_SETTINGS})
         return json.loads(json.dumps(d))  # tuples as lists, as pipeline.json holds them
 
 
@@ -334,7 +356,9 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
         shutil.copyfile(search_dir / name, out / f".{name}.tmp")
         os.replace(out / f".{name}.tmp", out / name)
     best = result.candidates[result.best]
-    return {"arch": ",".join(str(v) for v in result.best_arch.tuple), "params": best.params,
+    per_layer = isinstance(best.arch, PerLayerArch)  # ξ* as DistillConfig.arch: "D,A,H,I" or "H=..;d=..;A=..;I=.."
+    return {"arch": best.arch.spec if per_layer else ",".join(str(v) for v in best.arch.tuple),
+            **({"teacher_layers": best.teacher_layers} if per_layer else {}), "params": best.params,
             "latency": best.latency, "latency_unit": result.latency_unit, "error": best.error, "W": best.w,
             "theta": result.best_theta, "trainings": result.trainings, "selection": result.selection,
             "error_param_spearman": result.error_param_spearman}
@@ -350,7 +374,6 @@ def _engine_check(cfg: RunConfig, out: Path) -> Any:
     from transformers import AutoConfig
 
     from bortfast.apps.engine_check import OrtSpeedCheck
-    from bortfast.space import Arch
 
     teacher_arch = Arch.from_config(AutoConfig.from_pretrained(cfg.teacher))
     return OrtSpeedCheck(teacher_arch, out / "work" / "engine-check", seq_len=cfg.seq_len, threads=cfg.threads,
@@ -366,8 +389,8 @@ def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
         **{**dataclasses.asdict(d), "seq_len": d.seq_len or cfg.seq_len},
         max_blocks=cfg.max_blocks, seed=cfg.seed, eval_every=max(1, d.steps // 4),
         checkpoint_every=max(1, d.steps // 4), progress=cfg.progress, init=cfg.init,
-        exclude_file=st["corpus"]["heldout"],
-    )
+        exclude_file=st["corpus"]["heldout"], teacher_layers=st["search"].get("teacher_layers"),
+    )  # a per-layer ξ* is cut from the teacher layers the search chose for it (None: a uniform ξ*, by rule)
     final = distill(dcfg)
     _copytree_atomic(final, out / "student")
     return {"student_dir": str(out / "student"), "arch": st["search"]["arch"]}
@@ -400,15 +423,16 @@ def _save_encoder(model: Any, tokenizer: Any, path: Path) -> None:
 
 
 def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
-    from transformers import AutoTokenizer, BertModel
+    from transformers import AutoTokenizer
 
     from bortfast.data.teacher import load_teacher
+    from bortfast.distill.perlayer import load_student
     from bortfast.export.onnx import to_onnx
 
     # The deployed artefact is the student's encoder (BertModel): the MLM head is only for pretraining.
     work = out / "work"
     student_encoder = work / "student_encoder"
-    _save_encoder(BertModel.from_pretrained(out / "student", add_pooling_layer=False),
+    _save_encoder(load_student(out / "student", "BertModel", add_pooling_layer=False),
                   AutoTokenizer.from_pretrained(out / "student"), student_encoder)
     teacher = load_teacher(cfg.teacher)
     teacher_encoder = work / "teacher_encoder"
@@ -503,13 +527,14 @@ def quality_scores(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]
 def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
     import torch
     from safetensors.torch import load_file
-    from transformers import AutoTokenizer, BertModel
+    from transformers import AutoTokenizer
 
     from bortfast.data.teacher import load_teacher
+    from bortfast.distill.perlayer import load_student
 
     sentences = _heldout_sentences(cfg, st)
     teacher = load_teacher(cfg.teacher)
-    student = BertModel.from_pretrained(out / "student", add_pooling_layer=False).eval()
+    student = load_student(out / "student", "BertModel", add_pooling_layer=False).eval()
     tokenizer = AutoTokenizer.from_pretrained(out / "student")
     projection = None
     proj_file = out / "student" / "projection.safetensors"
@@ -537,11 +562,10 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 def _mlm_quality(cfg: RunConfig, out: Path, teacher: Any, sentences: list[str]) -> dict:
     """Held-out masked-token accuracy of the teacher and the student (with its MLM head), same masked positions."""
-    from transformers import AutoModelForMaskedLM
-
     from bortfast.apps.quality import mlm_accuracy
+    from bortfast.distill.perlayer import load_student
 
-    student = AutoModelForMaskedLM.from_pretrained(out / "student")
+    student = load_student(out / "student", "BertForMaskedLM")
     res = {"teacher": mlm_accuracy(teacher.model, teacher.tokenizer, sentences, max_len=cfg.seq_len, seed=cfg.seed),
            "student": mlm_accuracy(student, teacher.tokenizer, sentences, max_len=cfg.seq_len, seed=cfg.seed)}
     res["retained"] = res["student"]["accuracy"] / max(res["teacher"]["accuracy"], 1e-12)
@@ -572,7 +596,8 @@ def _pivot_sts(cfg: RunConfig, out: Path, teacher: Any, search: dict, pooling: s
 
     from bortfast.apps.quality import sts_spearman, torch_embedder
     from bortfast.distill.inherit import Importance, inherit_student
-    from bortfast.space import Arch
+    from bortfast.distill.perlayer import inherit_per_layer
+    from bortfast.search.choice import arch_key
 
     caches = sorted((out / "search").glob("importance-*.npz"))
     if cfg.init != "inherit" or len(caches) != 1:
@@ -581,11 +606,22 @@ def _pivot_sts(cfg: RunConfig, out: Path, teacher: Any, search: dict, pooling: s
     rows = []
     trained = [c for c in search["candidates"] if c.get("error") is not None]
     for c in tqdm(trained, desc="pivot quality", disable=not cfg.progress, leave=False):
-        arch = Arch(**c["arch"])
-        model = inherit_student(arch, teacher.model, imp, model_class="BertModel")
-        rows.append({"arch": list(arch.tuple), "latency": c["latency"], "error": c["error"],
+        arch = _candidate_arch(c["arch"])
+        if isinstance(arch, PerLayerArch):  # cut from the teacher layers the frontier chose for it
+            model = inherit_per_layer(arch, teacher.model, imp, teacher_layers=c["teacher_layers"],
+                                      model_class="BertModel")
+        else:
+            model = inherit_student(arch, teacher.model, imp, model_class="BertModel")
+        rows.append({"arch": arch_key(arch), "latency": c["latency"], "error": c["error"],
                      "sts_inherited": sts_spearman(torch_embedder(model, teacher.tokenizer, pooling=pooling), pairs)})
     return rows
+
+
+def _candidate_arch(d: dict) -> Arch | PerLayerArch:
+    """A ``search.json`` candidate's ``arch`` (``dataclasses.asdict`` of an Arch or a PerLayerArch)."""
+    if "head_dim" in d:
+        return PerLayerArch(**{**d, "heads": tuple(d["heads"]), "intermediate": tuple(d["intermediate"])})
+    return Arch(**d)
 
 
 def _fmt_int(n: float) -> str:
@@ -600,14 +636,27 @@ def _stage_summary(cfg: RunConfig, out: Path, st: dict) -> dict:
     return {"summary_md": str(out / "summary.md")}
 
 
-def _arch_str(a: dict) -> str:
+def _arch_str(a: dict | list | str) -> str:
+    """ξ in the summary: ``⟨D, A, H, I⟩``, or a per-layer ξ's spec (what ``bortfast distill --arch`` takes)."""
+    if isinstance(a, str) or "head_dim" in a:  # a spec (checks, pivots) or a PerLayerArch's dict (search.json)
+        return f"`{a if isinstance(a, str) else _candidate_arch(a).spec}`"
+    if isinstance(a, list):
+        a = dict(zip(("layers", "heads", "hidden", "intermediate"), a))
     return f"⟨{a['layers']}, {a['heads']}, {a['hidden']}, {a['intermediate']}⟩"
+
+
+def _space_line(cfg: RunConfig, search: dict) -> str:
+    per_layer = search["settings"].get("per_layer")
+    if per_layer is None:
+        return cfg.search.space
+    return (f"per-layer frontier (knapsack DP over hidden sizes {per_layer['hidden']}, at most {per_layer['points']} "
+            f"points each)")
 
 
 def _checks_line(checks: list[dict] | None) -> str:
     if not checks:
         return ""
-    timed = "; ".join(f"{_arch_str(dict(zip(('layers', 'heads', 'hidden', 'intermediate'), c['arch'])))} "
+    timed = "; ".join(f"{_arch_str(c['arch'])} "
                       f"{c['speedup']:.2f}x{'' if c['ok'] else ' (rejected)'}"
                       f"{' (head-count twin)' if 'twin_of' in c else ''}" for c in checks)
     return f"; finalists timed against the teacher in {checks[-1]['engine']}: {timed}"
@@ -622,10 +671,12 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
         "# bortfast run summary", "",
         f"- teacher: `{cfg.teacher}` {_arch_str(search['teacher'])}",
         f"- corpus: {st['corpus']['description']}",
-        f"- search space: {cfg.search.space}, {len(cands)} architectures, ε = {cfg.search.eps}, "
+        f"- search space: {_space_line(cfg, search)}, {len(cands)} architectures, ε = {cfg.search.eps}, "
         f"{search['trainings']} short trainings of {cfg.search.steps} steps, Θ = lr {list(cfg.search.lrs)}, "
         f"latency proxy î: {cfg.search.latency} ({unit})",
-        f"- chosen ξ* = {_arch_str(best['arch'])}, θ* = {search['best_theta']}, W = {search['best_w']:.4g}, by "
+        f"- chosen ξ* = {_arch_str(best['arch'])}"
+        + (f" (per-layer: teacher layers {best['teacher_layers']})" if best.get("teacher_layers") else "")
+        + f", θ* = {search['best_theta']}, W = {search['best_w']:.4g}, by "
         f"{(search.get('selection') or {}).get('rule', 'W')}"
         + (f"; Spearman(ê, p̂) over the pivots = {search['error_param_spearman']:.3f}"
            if search.get("error_param_spearman") is not None else "")
@@ -670,9 +721,9 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
         lines += ["", f"## Fine-tuning ({cfg.finetune.task}, {cfg.finetune.epochs} epoch(s), at most "
                   f"{cfg.finetune.max_train} training examples)", "", "| dev metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in dev.items() if isinstance(v, (int, float))]
-    lines += ["", "## Files", "", "`search.json`, `pareto.png`, `student/` (BertForMaskedLM, loads with "
-              "`from_pretrained`), `model.onnx`, `model.int8.onnx`, `speedup.json`, `speedup.png`, `pipeline.json`.",
-              ""]
+    loader = "`bortfast.load_student`" if "head_dim" in best["arch"] else "`from_pretrained`"
+    lines += ["", "## Files", "", f"`search.json`, `pareto.png`, `student/` (BertForMaskedLM, loads with {loader}), "
+              "`model.onnx`, `model.int8.onnx`, `speedup.json`, `speedup.png`, `pipeline.json`.", ""]
     return "\n".join(lines)
 
 
@@ -692,8 +743,22 @@ def run(config: RunConfig | None = None, **kwargs: Any) -> dict[str, Any]:
         return _run_stages(cfg)
 
 
+def _check_per_layer_hidden(cfg: RunConfig) -> None:
+    """--per-layer-hidden against the teacher's shape before anything is written (a fixed value then resumes)."""
+    if not (cfg.search.per_layer and cfg.search.per_layer_hidden):
+        return
+    from transformers import AutoConfig
+
+    t = Arch.from_config(AutoConfig.from_pretrained(cfg.teacher))
+    for h in cfg.search.per_layer_hidden:
+        if h > t.hidden or h % t.head_dim:
+            raise ValueError(f"--per-layer-hidden {h}: per-layer hidden size {h} must be a multiple of head_dim="
+                             f"{t.head_dim} in (0, {t.hidden}] (the teacher's head size and hidden size)")
+
+
 def _run_stages(cfg: RunConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
+    _check_per_layer_hidden(cfg)
     state = _State(cfg)
     outputs = {name: rec["outputs"] for name, rec in state.data["stages"].items()}
     for name in STAGES:

@@ -57,14 +57,17 @@ def _speedup_label(key: str) -> str:
 def print_console_summary(state: dict, out: str) -> None:
     st = {k: v["outputs"] for k, v in state["stages"].items()}
     search = st["search"]
-    rows = [("chosen ξ*", f"<{search['arch']}>"),
-            ("parameters", f"{search['params']:,}"),
-            (f"î ({search['latency_unit']})", f"{search['latency']:.4g}"),
-            ("ê (distillation loss)", f"{search['error']:.4g}"),
-            ("short trainings", str(search["trainings"]))]
+    per_layer = "=" in search["arch"]  # a per-layer ξ*: its spec "H=..;d=..;A=..;I=.."
+    rows = [("chosen ξ*", f"{search['arch']} (per-layer)" if per_layer else f"<{search['arch']}>")]
+    if per_layer:
+        rows.append(("teacher layers kept", str(search.get("teacher_layers"))))
+    rows += [("parameters", f"{search['params']:,}"),
+             (f"î ({search['latency_unit']})", f"{search['latency']:.4g}"),
+             ("ê (distillation loss)", f"{search['error']:.4g}"),
+             ("short trainings", str(search["trainings"]))]
     checks = (search.get("selection") or {}).get("checks")
     if checks:
-        arch = [int(v) for v in search["arch"].split(",")] if "=" not in search["arch"] else None
+        arch = search["arch"] if per_layer else [int(v) for v in search["arch"].split(",")]
         c = next((c for c in checks if c["arch"] == arch), checks[-1])  # ξ*'s own check (twins come after it)
         rows.append(("engine check of ξ*", f"{c['speedup']:.2f}x the teacher in {c['engine']} "
                                            f"({len(checks)} finalist(s) timed)"))

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from bortfast.search.algorithm import SearchResult
-from bortfast.space import Arch
+from bortfast.space import Arch, PerLayerArch
 
 # A check of a finalist in the deployment engine: arch -> {"ok": bool, ...measured figures}.
-ChoiceCheck = Callable[[Arch, float | None, float | None], Mapping[str, Any]]
+ChoiceCheck = Callable[[Arch | PerLayerArch, float | None, float | None], Mapping[str, Any]]
 # With a check, finalists are the trained ξ within budget / CHECK_SLACK by î: î is a proxy that misranks ξ by up to
 # 1.8x against ONNX Runtime (README, Known limits), so ξ that î puts a little over the budget are timed too.
 CHECK_SLACK = 0.7
@@ -106,7 +106,7 @@ def _first_passing(order: list[int], c: list, check: ChoiceCheck, max_latency: f
         group = [k, *head_twins(c, k)] if TWINS else [k]
         j = min(group, key=lambda j: (c[j].arch.heads, j)) if len(group) > 1 else k
         report = dict(check(c[j].arch, max_latency, min_speedup))
-        checks.append({"candidate": j, "arch": list(c[j].arch.tuple), **({"twin_of": k} if j != k else {}),
+        checks.append({"candidate": j, "arch": arch_key(c[j].arch), **({"twin_of": k} if j != k else {}),
                        **report})
         if report.get("ok"):
             return j, checks
@@ -115,7 +115,13 @@ def _first_passing(order: list[int], c: list, check: ChoiceCheck, max_latency: f
                      f"budget or train more pivots (smaller eps)")
 
 
+def arch_key(arch: Arch | PerLayerArch) -> list[int] | str:
+    """How ``selection["checks"]`` names ξ: ``[D, A, H, I]``, or a per-layer ξ's spec ``"H=..;d=..;A=..;I=.."``."""
+    return arch.spec if isinstance(arch, PerLayerArch) else list(arch.tuple)
+
+
 def _check_str(r: Mapping[str, Any]) -> str:
     figures = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
                         if k not in ("candidate", "arch", "ok"))
-    return f"⟨{', '.join(map(str, r['arch']))}⟩: {figures}"
+    name = r["arch"] if isinstance(r["arch"], str) else f"⟨{', '.join(map(str, r['arch']))}⟩"
+    return f"{name}: {figures}"
