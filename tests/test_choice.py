@@ -131,7 +131,7 @@ def test_head_twins_are_untrained_uniform_and_of_equal_params():
     assert head_twins(r.candidates, 1) == [4] and head_twins(r.candidates, 0) == []
 
 
-def test_a_finalist_is_checked_as_its_twin_with_the_fewest_heads():
+def test_a_finalist_is_checked_as_its_twin_and_passed_over_when_that_fails():
     import dataclasses
 
     r = _result([0.5, 0.3, None, 0.1], [1.0, 2.0, 3.0, 5.0])
@@ -151,3 +151,26 @@ def test_a_finalist_is_checked_as_its_twin_with_the_fewest_heads():
     speed[(4, 2)] = 1.2  # the representative fails: the finalist's group is passed over, the next finalist checked
     chosen = choose_for_user(r, min_speedup=1.5, check=check)
     assert [c["candidate"] for c in chosen.selection["checks"]] == [4, 1] and chosen.best == 1
+
+
+def test_a_finalist_is_chosen_as_its_twin_nearest_the_teachers_head_size():
+    import dataclasses
+
+    from bortfast.search.choice import _head_size_gap
+
+    r = _result([0.5, 0.3, None, 0.1], [1.0, 2.0, 3.0, 5.0])  # teacher ⟨9, 2, 32, 64⟩: head size 16
+    r.candidates[3] = dataclasses.replace(r.candidates[3], arch=Arch(4, 4, 32, 64))  # head size 8
+    twins = [dataclasses.replace(r.candidates[3], arch=Arch(4, a, 32, 64), pivot=False, error=None, theta=None,
+                                 w=None) for a in (1, 2)]  # head sizes 32 and 16
+    r = dataclasses.replace(r, candidates=[*r.candidates, *twins])
+
+    def check(arch, max_latency, min_speedup):
+        return {"ok": True, "speedup": 3.0}
+
+    chosen = choose_for_user(r, min_speedup=1.5, check=check)
+    # the fewest heads (A = 1, head size 32) is not chosen: A = 2 keeps the teacher's head size 16
+    assert chosen.best_arch == Arch(4, 2, 32, 64) and chosen.selection["twin_of"]["candidate"] == 3
+    assert _head_size_gap(Arch(4, 4, 32, 64), 16) == _head_size_gap(Arch(4, 1, 32, 64), 16) == 1.0
+    # without the A = 2 twin, 8 and 32 are equally far from 16: the tie goes to fewer heads (faster)
+    r2 = dataclasses.replace(r, candidates=r.candidates[:-1])
+    assert choose_for_user(r2, min_speedup=1.5, check=check).best_arch == Arch(4, 1, 32, 64)

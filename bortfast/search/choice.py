@@ -5,6 +5,7 @@ whether ê ranks capacity at all."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,10 +20,13 @@ ChoiceCheck = Callable[[Arch | PerLayerArch, float | None, float | None], Mappin
 # 1.8x against ONNX Runtime (README, Known limits), so ξ that î puts a little over the budget are timed too.
 CHECK_SLACK = 0.7
 # p̂ does not see A (the head count splits H, it adds no parameter) and 10-step ê barely does (the demo's
-# ⟨2, A, 192, 1152⟩, A in 3/6/12: ê within 0.004), yet ORT's latency and the distilled quality both move with A: at
-# equal H, fewer and larger heads ran faster in ORT and scored higher after distillation (README, "Recipe and shape
-# at ≥ 5x"). So each finalist stands for its head-count twins (same D, H, I: identical p̂) and is checked, and
-# chosen, as the twin with the fewest heads, carrying the finalist's ê, θ and W.
+# ⟨2, A, 192, 1152⟩, A in 3/6/12: ê within 0.004), yet ORT's latency and the quality both move with A. So each
+# finalist stands for its head-count twins (same D, H, I: identical p̂) and is checked, and chosen, as the twin
+# whose head size H/A is nearest the teacher's (on a log scale; ties: fewer heads, the faster), carrying the
+# finalist's ê, θ and W. Measured (README, "Recipe and shape at ≥ 5x"), all-MiniLM-L6-v2 (head size 32), zero-shot
+# STS-B dev of the inherited students: ⟨2, A, 192, 1152⟩ A = 3/6/12 0.800/0.800/0.785, ⟨4, A, 384, 1152⟩ 0.822/
+# 0.828/0.843: at equal head size quality is kept, a head size 4x the teacher's loses it (an earlier "fewest heads"
+# rule chose ⟨4, 3, 384, 1152⟩ and it scored 0.794 after 600 distillation steps).
 TWINS = True
 
 
@@ -68,7 +72,8 @@ def choose_for_user(result: SearchResult, *, max_latency: float | None = None, m
         selection["finalists_within"] = budget / slack  # î bound of the finalists the check timed
     best = order[0]
     if check is not None and budget is not None:
-        best, selection["checks"] = _first_passing(order, c, check, max_latency, min_speedup, stated)
+        head_size = result.teacher.hidden / result.teacher.heads
+        best, selection["checks"] = _first_passing(order, c, check, max_latency, min_speedup, stated, head_size)
         if "twin_of" in selection["checks"][-1]:
             c = _as_twin(c, best, selection["checks"][-1]["twin_of"], selection)
     return dataclasses.replace(result, candidates=c, best=best, best_theta=c[best].theta, best_w=c[best].w,
@@ -86,8 +91,9 @@ def head_twins(candidates: list, k: int) -> list[int]:
 
 
 def _as_twin(c: list, j: int, k: int, selection: dict[str, Any]) -> list:
-    """ξ* = ``j``, the twin with the fewest heads of finalist ``k``: a copy of the candidates in which ``j`` carries
-    ``k``'s ê, θ and W (p̂ is the same; ê is the finalist's, recorded as such in ``selection["twin_of"]``)."""
+    """ξ* = ``j``, the twin of finalist ``k`` nearest the teacher's head size: a copy of the candidates in which
+    ``j`` carries ``k``'s ê, θ and W (p̂ is the same; ê is the finalist's, recorded as such in
+    ``selection["twin_of"]``)."""
     c = list(c)
     c[j] = dataclasses.replace(c[j], error=c[k].error, theta=c[k].theta, w=c[k].w)
     selection["twin_of"] = {"candidate": k, "arch": list(c[k].arch.tuple),
@@ -99,12 +105,19 @@ def _stated(stated: Mapping[str, float | None]) -> str:
     return ", ".join(f"{k}={v}" for k, v in stated.items() if v)
 
 
+def _head_size_gap(arch: Arch, head_size: float) -> float:
+    """How far ``arch``'s head size H/A is from ``head_size``, on a log scale (16 and 64 are as far from 32)."""
+    return round(abs(math.log2(arch.hidden / arch.heads / head_size)), 9)
+
+
 def _first_passing(order: list[int], c: list, check: ChoiceCheck, max_latency: float | None,
-                   min_speedup: float | None, stated: Mapping[str, float | None]) -> tuple[int, list[dict]]:
+                   min_speedup: float | None, stated: Mapping[str, float | None],
+                   head_size: float) -> tuple[int, list[dict]]:
     checks: list[dict] = []
     for k in order:
         group = [k, *head_twins(c, k)] if TWINS else [k]
-        j = min(group, key=lambda j: (c[j].arch.heads, j)) if len(group) > 1 else k
+        j = min(group, key=lambda j: (_head_size_gap(c[j].arch, head_size), c[j].arch.heads, j)) \
+            if len(group) > 1 else k
         report = dict(check(c[j].arch, max_latency, min_speedup))
         checks.append({"candidate": j, "arch": arch_key(c[j].arch), **({"twin_of": k} if j != k else {}),
                        **report})
