@@ -597,6 +597,7 @@ def _pivot_sts(cfg: RunConfig, out: Path, teacher: Any, search: dict, pooling: s
     from bortfast.apps.quality import sts_spearman, torch_embedder
     from bortfast.distill.inherit import Importance, inherit_student
     from bortfast.distill.perlayer import inherit_per_layer
+    from bortfast.search.algorithm import arch_from_dict
     from bortfast.search.choice import arch_key
 
     caches = sorted((out / "search").glob("importance-*.npz"))
@@ -606,7 +607,7 @@ def _pivot_sts(cfg: RunConfig, out: Path, teacher: Any, search: dict, pooling: s
     rows = []
     trained = [c for c in search["candidates"] if c.get("error") is not None]
     for c in tqdm(trained, desc="pivot quality", disable=not cfg.progress, leave=False):
-        arch = _candidate_arch(c["arch"])
+        arch = arch_from_dict(c["arch"])
         if isinstance(arch, PerLayerArch):  # cut from the teacher layers the frontier chose for it
             model = inherit_per_layer(arch, teacher.model, imp, teacher_layers=c["teacher_layers"],
                                       model_class="BertModel")
@@ -615,13 +616,6 @@ def _pivot_sts(cfg: RunConfig, out: Path, teacher: Any, search: dict, pooling: s
         rows.append({"arch": arch_key(arch), "latency": c["latency"], "error": c["error"],
                      "sts_inherited": sts_spearman(torch_embedder(model, teacher.tokenizer, pooling=pooling), pairs)})
     return rows
-
-
-def _candidate_arch(d: dict) -> Arch | PerLayerArch:
-    """A ``search.json`` candidate's ``arch`` (``dataclasses.asdict`` of an Arch or a PerLayerArch)."""
-    if "head_dim" in d:
-        return PerLayerArch(**{**d, "heads": tuple(d["heads"]), "intermediate": tuple(d["intermediate"])})
-    return Arch(**d)
 
 
 def _fmt_int(n: float) -> str:
@@ -638,8 +632,10 @@ def _stage_summary(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 def _arch_str(a: dict | list | str) -> str:
     """ξ in the summary: ``⟨D, A, H, I⟩``, or a per-layer ξ's spec (what ``bortfast distill --arch`` takes)."""
+    from bortfast.search.algorithm import arch_from_dict
+
     if isinstance(a, str) or "head_dim" in a:  # a spec (checks, pivots) or a PerLayerArch's dict (search.json)
-        return f"`{a if isinstance(a, str) else _candidate_arch(a).spec}`"
+        return f"`{a if isinstance(a, str) else arch_from_dict(a).spec}`"
     if isinstance(a, list):
         a = dict(zip(("layers", "heads", "hidden", "intermediate"), a))
     return f"⟨{a['layers']}, {a['heads']}, {a['hidden']}, {a['intermediate']}⟩"

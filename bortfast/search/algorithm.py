@@ -82,7 +82,7 @@ class SearchResult:
     def from_dict(cls, data: Mapping[str, Any]) -> SearchResult:
         data = dict(data)
         data["teacher"] = Arch(**data["teacher"])
-        data["candidates"] = [Candidate(**{**c, "arch": _arch_from_dict(c["arch"])}) for c in data["candidates"]]
+        data["candidates"] = [Candidate(**{**c, "arch": arch_from_dict(c["arch"])}) for c in data["candidates"]]
         data["trials"] = [Trial(**t) for t in data["trials"]]
         return cls(**data)
 
@@ -102,7 +102,8 @@ class SearchResult:
 
 
 
-def _arch_from_dict(d: Mapping[str, Any]) -> Arch | PerLayerArch:
+def arch_from_dict(d: Mapping[str, Any]) -> Arch | PerLayerArch:
+    """A candidate's ``arch`` as ``search.json`` stores it (``dataclasses.asdict`` of an Arch or a PerLayerArch)."""
     if "head_dim" in d:  # a per-layer ξ (dataclasses.asdict of PerLayerArch)
         return PerLayerArch(**{**d, "heads": tuple(d["heads"]), "intermediate": tuple(d["intermediate"])})
     return Arch(**d)
