@@ -282,8 +282,9 @@ def predict(model: nn.Module, data: Encoded, kind: str, pad_id: int, batch_size:
         batch = collate(data, order[start:start + batch_size].tolist(), pad_id, kind)
         batch.pop("labels")
         outs.append(model(**batch).logits.float().numpy())
-    logits = np.empty_like(np.concatenate(outs))
-    logits[order] = np.concatenate(outs)
+    stacked = np.concatenate(outs)  # in length order
+    logits = np.empty_like(stacked)
+    logits[order] = stacked
     return logits[:, 0] if kind == REGRESSION else logits
 
 

@@ -72,7 +72,7 @@ def choose_for_user(result: SearchResult, *, max_latency: float | None = None, m
         selection["finalists_within"] = budget / slack  # î bound of the finalists the check timed
     best = order[0]
     if check is not None and budget is not None:
-        head_size = result.teacher.hidden / result.teacher.heads
+        head_size = result.teacher.head_dim
         best, selection["checks"] = _first_passing(order, c, check, max_latency, min_speedup, stated, head_size)
         if "twin_of" in selection["checks"][-1]:
             c = _as_twin(c, best, selection["checks"][-1]["twin_of"], selection)
@@ -107,7 +107,7 @@ def _stated(stated: Mapping[str, float | None]) -> str:
 
 def _head_size_gap(arch: Arch, head_size: float) -> float:
     """How far ``arch``'s head size H/A is from ``head_size``, on a log scale (16 and 64 are as far from 32)."""
-    return round(abs(math.log2(arch.hidden / arch.heads / head_size)), 9)
+    return round(abs(math.log2(arch.head_dim / head_size)), 9)
 
 
 def _first_passing(order: list[int], c: list, check: ChoiceCheck, max_latency: float | None,
