@@ -77,8 +77,9 @@ def main() -> None:
         if key in results:
             print(f"{name}: kept {results[key]}")
             continue
-        cfg = DistillConfig(teacher=str(bundled_teacher_path()), corpus=[str(corpus)], arch=args.arch,
-                            out_dir=str(out / args.arch.replace(",", "-") / name), **{**BASE, **kw})
+        cfg = DistillConfig(teacher=str(bundled_teacher_path()), arch=args.arch,  # a row may set its own corpus
+                            out_dir=str(out / args.arch.replace(",", "-") / name),
+                            **{**BASE, "corpus": [str(corpus)], **kw})
         t0 = time.perf_counter()
         final = distill(cfg)
         wall = time.perf_counter() - t0
