@@ -20,7 +20,7 @@ It passes when, for every engine, the bench's ratio is within 10% of the alone r
 engine's bench ratio agrees across the repeats within 10%. JSON to --out.
 
 Run (the machine is shared: take the lock; ~14 min on a quiet 2-core box at the default 5 blocks):
-    flock /tmp/bortfast-bench.lock python benchmarks/bench_isolation.py --out benchmarks/results/bench_isolation.json
+    flock /tmp/bortfast-bench.lock python benchmarks/bench_isolation.py --out benchmarks/results/bench_isolation/D.json
 """
 
 from __future__ import annotations
