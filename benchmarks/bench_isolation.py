@@ -92,11 +92,11 @@ def _compare(name: str, base: str, samples: dict[str, dict[str, list[list[float]
     med = statistics.median
     row: dict = {"engine": name}
     for mode, got in samples.items():
-        pooled = {k: [x for block in v for x in block] for k, v in got.items()}
+        engine, torch = ([x for block in got[k] for x in block] for k in (name, base))  # pooled over blocks
         per_block = [med(b) / med(e) for b, e in zip(got[base], got[name])]
-        row |= {f"{mode}_median_ms": med(pooled[name]), f"{mode}_n": len(pooled[name]),
+        row |= {f"{mode}_median_ms": med(engine), f"{mode}_n": len(engine),
                 f"{mode}_block_ratios": per_block, f"ratio_{mode}_blocks": med(per_block),
-                f"ratio_{mode}": med(pooled[base]) / med(pooled[name])}
+                f"ratio_{mode}": med(torch) / med(engine)}
     row["rel_diff"] = row["ratio_bench"] / row["ratio_alone"] - 1
     row["rel_diff_blocks"] = row["ratio_bench_blocks"] / row["ratio_alone_blocks"] - 1
     return row
