@@ -82,19 +82,22 @@ def run_task(task: str, args: argparse.Namespace, methods: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     budget = dict(max_train_examples=args.max_train, max_seq_len=args.max_seq_len, progress=args.progress,
                   seed=0)
+    teacher_budget = {**budget, "max_train_examples": args.teacher_max_train or args.max_train}
     teacher = _cached(out / "teacher", lambda: finetune(
         bundled_teacher_path(), task, args.data, out / "teacher",
         FinetuneConfig(learning_rate=args.teacher_lr, epochs=args.teacher_epochs, batch_size=args.teacher_batch_size,
-                       warmup_ratio=0.1, weight_decay=0.01, classifier_hidden_layer=False, **budget)))
+                       warmup_ratio=0.1, weight_decay=0.01, classifier_hidden_layer=False, **teacher_budget)))
     kd_cfg = TaskDistillConfig(task=task, data=str(args.data), teacher=str(out / "teacher" / "best"), arch=args.arch,
                                out_dir=str(out / "kd"), lr=args.student_lr, epochs=args.epochs, batch_size=32,
                                temperature=args.temperature, alpha=args.alpha, max_train_examples=args.max_train,
-                               max_seq_len=args.max_seq_len, progress=args.progress)
+                               max_seq_len=args.max_seq_len, progress=args.progress, hidden_weight=args.hidden_weight,
+                               group_by_length=args.group_by_length)
     init = out / "student-init"
     if not (init / "config.json").is_file():
         save_inherited_student(kd_cfg, init)
     runs = {"teacher": teacher}
-    plain_cfg = FinetuneConfig(learning_rate=args.student_lr, epochs=args.epochs, batch_size=32, **budget)
+    plain_cfg = FinetuneConfig(learning_rate=args.student_lr, epochs=args.epochs, batch_size=32,
+                               group_by_length=args.group_by_length, **budget)
     if "plain" in methods:
         runs["plain"] = _cached(out / "plain", lambda: finetune(init, task, args.data, out / "plain", plain_cfg))
     if "kd" in methods:
@@ -189,6 +192,7 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["plain", "kd", "agora", "kd-aug"])
     ap.add_argument("--arch", default="3,4,192,768", help="student ⟨D,A,H,I⟩")
     ap.add_argument("--max-train", type=int, default=3000, help="training examples per task (seeded subsample)")
+    ap.add_argument("--teacher-max-train", type=int, help="the teacher's training examples (default: --max-train)")
     ap.add_argument("--max-seq-len", type=int, default=64)
     ap.add_argument("--teacher-lr", type=float, default=1e-4)
     ap.add_argument("--teacher-epochs", type=int, default=1)
@@ -198,6 +202,9 @@ def main() -> None:
     ap.add_argument("--agora-epochs", type=int, default=2, help="epochs of each Agora run")
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--alpha", type=float, default=0.5)
+    ap.add_argument("--hidden-weight", type=float, default=0.0, help="hidden-state KD weight of the KD students")
+    ap.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=False,
+                    help="student batches of similar lengths (plain fine-tuning, Agora and KD alike)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for training and ORT threads for timing "
                     "(1: on a contended CPU two threads wait on each other)")
     ap.add_argument("--latency-sentences", type=int, default=200)

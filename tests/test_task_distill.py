@@ -5,6 +5,7 @@ errors without a traceback."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -20,13 +21,16 @@ from bortfast.distill.inherit import compute_importance
 from bortfast.finetune import FinetuneConfig, finetune, load_finetuned, load_tokenizer
 from bortfast.finetune.config import TaskDistillConfig
 from bortfast.finetune.task_distill import (
+    cached_hidden_kd_loss,
     calibration_batches,
     distill_task,
     hidden_kd_loss,
     inherit_task_student,
     logit_kd_loss,
+    targets_fit,
+    teacher_targets,
 )
-from bortfast.finetune.train import encode
+from bortfast.finetune.train import batch_order, collate, encode
 from bortfast.space import Arch
 
 FILLER = [w for w in WORDS if w not in ("happy", "dark")]
@@ -114,6 +118,43 @@ def test_losses_are_zero_at_the_teacher_and_positive_elsewhere():
     mask = torch.ones(2, 3)
     assert hidden_kd_loss(s, t, plan, mask).item() == pytest.approx(0.0, abs=1e-7)
     assert hidden_kd_loss([x + 1 for x in s], t, plan, mask).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_batch_order_covers_every_example_once_and_grouping_cuts_padding(grouped):
+    lengths = np.random.default_rng(1).integers(3, 60, size=1003)
+    batches = batch_order(lengths, 8, np.random.default_rng(0), grouped)
+    assert sorted(i for b in batches for i in b) == list(range(1003))
+    assert all(len(b) == 8 for b in batches if len(b) != 1003 % 8) and sum(len(b) != 8 for b in batches) == 1
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    assert (padded < 1.2 * lengths.sum()) == grouped, padded / lengths.sum()
+    again = batch_order(lengths, 8, np.random.default_rng(0), grouped)
+    assert again == batches and batch_order(lengths, 8, np.random.default_rng(2), grouped) != batches
+
+
+def test_cached_hidden_targets_give_the_per_batch_loss(teacher_dir, task_dir):
+    teacher, tok = load_finetuned(teacher_dir).eval(), load_tokenizer(teacher_dir)
+    student, plan = inherit_task_student(teacher, Arch(1, 2, 16, 24), _importance(teacher, tok, task_dir))
+    spec = get_task("sst2")
+    texts = load_examples(spec, task_dir, "train")[:6]
+    texts[0] = dataclasses.replace(texts[0], text_a="happy")  # lengths differ, so batches pad
+    data = encode(texts, tok, spec, 32)
+    targets = teacher_targets(teacher, data, plan, tok.pad_token_id, batch_size=4)
+    assert [t.shape for t in targets[:2]] == [(2, len(data.input_ids[i]), 16) for i in range(2)]
+    assert targets_fit(data, plan, "classification", 1.0) and not targets_fit(data, plan, "classification", 0.0)
+    assert not targets_fit(data, plan, "multiple_choice", 1.0)
+    index = [3, 0, 5]
+    batch = collate(data, index, tok.pad_token_id, "classification")
+    kw = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+              token_type_ids=batch["token_type_ids"], output_hidden_states=True)
+    with torch.no_grad():
+        s_states = student.eval()(**kw).hidden_states
+        t_states = teacher(**kw).hidden_states
+    want = hidden_kd_loss(s_states, t_states, plan, batch["attention_mask"]).item()
+    got = cached_hidden_kd_loss(s_states, [targets[i] for i in index], plan, batch["attention_mask"]).item()
+    assert want > 1e-3 and got == pytest.approx(want, rel=1e-3)
+    wrong = cached_hidden_kd_loss(s_states, [targets[i] for i in (0, 3, 5)], plan, batch["attention_mask"])
+    assert wrong.item() != pytest.approx(want, rel=1e-2)
 
 
 def test_distill_task_learns_keeps_the_best_epoch_and_writes_a_finetune_checkpoint(teacher_dir, task_dir, tmp_path):

@@ -30,6 +30,7 @@ class FinetuneConfig:
     max_grad_norm: float = 1.0  # global gradient-norm clip
     classifier_hidden_layer: bool | None = None  # extra hidden layer in the head; None: only for CoLA (paper)
     classifier_dropout: float | None = None  # None: the encoder's hidden_dropout_prob
+    group_by_length: bool = False  # batches of similar lengths (in random order; transformers' option)
     progress: bool = True  # tqdm progress bars
 
     def __post_init__(self) -> None:
@@ -138,6 +139,8 @@ class TaskDistillConfig:
     calibration_examples: int = 256  # training examples whose teacher activations rank the units to keep
     eval_batch_size: int = 64  # examples per scoring forward pass
     max_grad_norm: float = 1.0  # global gradient-norm clip
+    group_by_length: bool = True  # batches of similar lengths (in random order): far less padding
+    teacher_cache_gib: float = 2.0  # hidden KD: keep the teacher's targets in memory up to this size (0 = never)
     seed: int = 0  # data order, subsamples, augmentation, dropout
     progress: bool = True  # tqdm progress bars
 
@@ -159,6 +162,7 @@ class TaskDistillConfig:
             "layers": self.layers in ("importance", "even", "first"),
             "calibration_examples": _positive(self.calibration_examples),
             "eval_batch_size": _positive(self.eval_batch_size), "max_grad_norm": self.max_grad_norm > 0,
+            "teacher_cache_gib": self.teacher_cache_gib >= 0,
         }
         bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
         if bad:

@@ -13,7 +13,9 @@ users hold: a classifier they already serve.
   the task loss on the gold labels; hidden is the MSE between each student layer's output and the teacher's
   output at the layer it was inherited from, restricted to the kept channels (no projection needed: inheritance
   keeps the teacher's channel basis). Teacher logits are computed once, before training (the teacher is in eval
-  mode, so they do not change); the teacher runs per batch only when hidden_weight > 0.
+  mode, so they do not change), and so are the hidden targets while they fit in ``teacher_cache_gib`` (float16);
+  past that (or for multiple choice) the teacher runs per batch.
+* Batches are grouped by length by default (``group_by_length``): SST-2's phrases pad to ~3x fewer tokens.
 * Augmentation (optional): Agora's word-level perturbation generator (:class:`bortfast.finetune.agora.WordPerturber`)
   makes ``augment_copies`` variants of each training example; the teacher's outputs are their only targets (they
   carry no gold label, so the hard term skips them). TinyBERT's augmentation replaces words with BERT-MLM / GloVe
@@ -65,9 +67,11 @@ from bortfast.finetune.train import (
     Encoded,
     _head_kind,
     _load_config,
+    batch_order,
     collate,
     decide,
     encode,
+    example_lengths,
     fit_seq_len,
     load_finetuned,
     load_tokenizer,
@@ -177,14 +181,59 @@ def hidden_kd_loss(student_states: Sequence[torch.Tensor], teacher_states: Seque
     """Mean over the embeddings and every student layer of the MSE to the teacher's output at the inherited layer,
     on the kept channels and the real (unpadded) tokens."""
     keep = torch.as_tensor(plan.hidden)
-    pairs = [(0, 0)] + [(i + 1, li + 1) for i, li in enumerate(plan.layers)]  # hidden_states[0] = embeddings
     valid = mask.bool().view(-1)  # (B·T,)
     losses = []
-    for s_i, t_i in pairs:
+    for s_i, t_i in _layer_pairs(plan):
         s = student_states[s_i].reshape(-1, student_states[s_i].shape[-1])[valid]  # (N, H_S)
         t = teacher_states[t_i].reshape(-1, teacher_states[t_i].shape[-1])[valid][:, keep]  # (N, H_S)
         losses.append(F.mse_loss(s, t))
     return torch.stack(losses).mean()
+
+
+def _layer_pairs(plan: InheritPlan) -> list[tuple[int, int]]:
+    """(student, teacher) hidden_states indices matched by hidden KD; index 0 is the embeddings."""
+    return [(0, 0)] + [(i + 1, li + 1) for i, li in enumerate(plan.layers)]
+
+
+@torch.no_grad()
+def teacher_targets(teacher: nn.Module, data: Encoded, plan: InheritPlan, pad_id: int,
+                    batch_size: int = 64) -> list[torch.Tensor]:
+    """Per example, the hidden-KD targets: the teacher's hidden states at the matched layers, on the kept channels
+    and the real tokens, as a (layers + 1, T_i, H_S) float16 tensor. The teacher is in eval mode, so they are the
+    targets :func:`hidden_kd_loss` would compute per batch (up to float16 rounding). Not for multiple choice."""
+    teacher.eval()
+    keep = torch.as_tensor(plan.hidden)
+    t_idx = [t for _, t in _layer_pairs(plan)]
+    order = np.argsort(example_lengths(data, "classification"), kind="stable")
+    out: list[torch.Tensor] = [torch.empty(0)] * len(data.labels)
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size].tolist()
+        batch = collate(data, index, pad_id, "classification")
+        states = _forward(teacher, batch, True).hidden_states
+        stacked = torch.stack([states[t][..., keep] for t in t_idx], 1).half()  # (B, layers + 1, T, H_S)
+        for row, i in enumerate(index):
+            out[i] = stacked[row, :, :len(data.input_ids[i])].clone()
+    return out
+
+
+def cached_hidden_kd_loss(student_states: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
+                          plan: InheritPlan, mask: torch.Tensor) -> torch.Tensor:
+    """:func:`hidden_kd_loss` against the batch's :func:`teacher_targets` (in batch order)."""
+    valid = mask.bool().view(-1)
+    losses = []
+    for j, (s_i, _) in enumerate(_layer_pairs(plan)):
+        s = student_states[s_i].reshape(-1, student_states[s_i].shape[-1])[valid]  # (N, H_S), row-major (B, T)
+        t = torch.cat([x[j] for x in targets]).float()  # (N, H_S), the same order
+        losses.append(F.mse_loss(s, t))
+    return torch.stack(losses).mean()
+
+
+def targets_fit(data: Encoded, plan: InheritPlan, kind: str, budget_gib: float) -> bool:
+    """Whether :func:`teacher_targets` of ``data`` take at most ``budget_gib`` GiB (never for multiple choice)."""
+    if kind == MULTIPLE_CHOICE or budget_gib <= 0:
+        return False
+    tokens = int(example_lengths(data, kind).sum())
+    return tokens * (len(plan.layers) + 1) * len(plan.hidden) * 2 <= budget_gib * 2**30
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -231,6 +280,7 @@ class _Run:
     dev: Encoded
     pad_id: int
     config: TaskDistillConfig
+    targets: list[torch.Tensor] | None = None  # hidden KD: the teacher's targets per example, when cached
 
 
 def _batch_loss(run: _Run, index: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -244,9 +294,13 @@ def _batch_loss(run: _Run, index: list[int]) -> tuple[torch.Tensor, dict[str, fl
     loss = (1 - cfg.alpha) * kd + cfg.alpha * hard
     parts = {"kd": kd.item(), "hard": hard.item()}
     if use_hidden:
-        with torch.no_grad():
-            t_states = _forward(run.teacher, batch, True).hidden_states
-        hid = hidden_kd_loss(out.hidden_states, t_states, run.plan, batch["attention_mask"])
+        mask = batch["attention_mask"]
+        if run.targets is not None:
+            hid = cached_hidden_kd_loss(out.hidden_states, [run.targets[i] for i in index], run.plan, mask)
+        else:
+            with torch.no_grad():
+                t_states = _forward(run.teacher, batch, True).hidden_states
+            hid = hidden_kd_loss(out.hidden_states, t_states, run.plan, mask)
         loss = loss + cfg.hidden_weight * hid
         parts["hidden"] = hid.item()
     return loss, {"loss": loss.item(), **parts}
@@ -266,15 +320,15 @@ def train_student(run: _Run, on_improve: Any = None) -> dict[str, Any]:
     step = TrainingStep(run.student, lr=cfg.lr, total_steps=total, warmup_steps=int(cfg.warmup_ratio * total),
                         weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm, adam_eps=1e-6)
     order_rng = np.random.default_rng(cfg.seed)
+    lengths = example_lengths(run.train, run.spec.kind)
     history: list[dict] = []
     best: dict[str, Any] = {"score": -math.inf, "epoch": -1, "metrics": {}, "state": None}
     bar = tqdm(total=total, desc=f"distil {run.spec.name}", disable=not cfg.progress, leave=False)
     for epoch in range(cfg.epochs):
         run.student.train()
-        order = order_rng.permutation(n)
         sums: dict[str, float] = {}
-        for start in range(0, n, cfg.batch_size):
-            loss, parts = _batch_loss(run, order[start:start + cfg.batch_size].tolist())
+        for index in batch_order(lengths, cfg.batch_size, order_rng, cfg.group_by_length):
+            loss, parts = _batch_loss(run, index)
             step(loss)
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -338,12 +392,14 @@ def _prepare(cfg: TaskDistillConfig, spec: TaskSpec) -> tuple[_Run, Any, dict[st
     teacher_logits = torch.from_numpy(predict(teacher, data, spec.kind, pad, cfg.eval_batch_size))
     teacher_dev = compute_metrics(spec, decide(predict(teacher, dev_data, spec.kind, pad, cfg.eval_batch_size),
                                                spec.kind), dev_data.labels)
+    cache = cfg.hidden_weight > 0 and targets_fit(data, plan, spec.kind, cfg.teacher_cache_gib)
+    targets = teacher_targets(teacher, data, plan, pad, cfg.eval_batch_size) if cache else None
     run = _Run(student=student, teacher=teacher, plan=plan, spec=spec, train=data,
                labelled=torch.from_numpy(_labelled(data, spec.kind)), teacher_logits=teacher_logits, dev=dev_data,
-               pad_id=pad, config=cfg)
+               pad_id=pad, config=cfg, targets=targets)
     info = {"n_train": len(train), "n_augmented": len(extra), "n_dev": len(dev), "teacher_dev": teacher_dev,
             "majority_baseline_dev": majority_baseline(spec, train_all, dev), "calibration_tokens": calibration_tokens,
-            "inherit": plan.to_json()}
+            "inherit": plan.to_json(), "teacher_targets_cached": cache}
     return run, tokenizer, info
 
 

@@ -266,6 +266,27 @@ def collate(data: Encoded, index: Sequence[int], pad_id: int, kind: str) -> dict
             "labels": torch.from_numpy(data.labels[list(index)])}
 
 
+def example_lengths(data: Encoded, kind: str) -> np.ndarray:
+    """Tokens of each example (multiple choice: its longest choice), the length its batch pads to."""
+    return np.array([max(map(len, ids)) if kind == MULTIPLE_CHOICE else len(ids) for ids in data.input_ids])
+
+
+def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                group_by_length: bool) -> list[list[int]]:
+    """One epoch's batches. Plain: a random permutation cut into batches. Grouped by length (transformers'
+    ``group_by_length``): the permutation is cut into chunks of 50 batches, each chunk sorted by length and cut
+    into batches, and the batches shuffled, so every batch pads to similar lengths and the order stays random."""
+    order = rng.permutation(len(lengths))
+    if group_by_length:
+        chunk = 50 * batch_size
+        order = np.concatenate([c[np.argsort(-lengths[c], kind="stable")]
+                                for c in np.split(order, range(chunk, len(order), chunk))])
+    batches = [order[s:s + batch_size].tolist() for s in range(0, len(order), batch_size)]
+    if group_by_length:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
 @torch.no_grad()
 def predict(model: nn.Module, data: Encoded, kind: str, pad_id: int, batch_size: int = 64) -> np.ndarray:
     """Raw outputs: (N, labels) logits, (N,) regression scores, or (N, choices) choice scores, in ``data``'s order.
@@ -275,8 +296,7 @@ def predict(model: nn.Module, data: Encoded, kind: str, pad_id: int, batch_size:
     n = len(data.labels)
     if n == 0:
         raise ValueError("predict: no examples to score")
-    lengths = [max(map(len, ids)) if kind == MULTIPLE_CHOICE else len(ids) for ids in data.input_ids]
-    order = np.argsort(lengths, kind="stable")
+    order = np.argsort(example_lengths(data, kind), kind="stable")
     outs = []
     for start in range(0, n, batch_size):
         batch = collate(data, order[start:start + batch_size].tolist(), pad_id, kind)
@@ -374,16 +394,16 @@ def train_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, task: str 
                               warmup_steps=int(config.warmup_ratio * total), weight_decay=config.weight_decay,
                               max_grad_norm=config.max_grad_norm, adam_eps=1e-6)
     order_rng = np.random.default_rng(config.seed)
+    lengths = example_lengths(data, spec.kind)
     out = TrainOutcome(model=model)
     best_score, best_state = -math.inf, None
     cpu0, wall0 = time.process_time(), time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=not config.progress, leave=False)
     for epoch in range(config.epochs):
         model.train()
-        order = order_rng.permutation(len(train))
         losses = []
-        for start in range(0, len(order), config.batch_size):
-            batch = collate(data, order[start:start + config.batch_size].tolist(), pad_id, spec.kind)
+        for index in batch_order(lengths, config.batch_size, order_rng, config.group_by_length):
+            batch = collate(data, index, pad_id, spec.kind)
             loss = model(**batch).loss
             train_step(loss)
             losses.append(loss.item())
