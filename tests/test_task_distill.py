@@ -30,7 +30,7 @@ from bortfast.finetune.task_distill import (
     targets_fit,
     teacher_targets,
 )
-from bortfast.finetune.train import batch_order, collate, encode
+from bortfast.finetune.train import batch_order, collate, encode, predict
 from bortfast.space import Arch
 
 FILLER = [w for w in WORDS if w not in ("happy", "dark")]
@@ -139,7 +139,8 @@ def test_cached_hidden_targets_give_the_per_batch_loss(teacher_dir, task_dir):
     texts = load_examples(spec, task_dir, "train")[:6]
     texts[0] = dataclasses.replace(texts[0], text_a="happy")  # lengths differ, so batches pad
     data = encode(texts, tok, spec, 32)
-    targets = teacher_targets(teacher, data, plan, tok.pad_token_id, batch_size=4)
+    logits, targets = teacher_targets(teacher, data, plan, "classification", tok.pad_token_id, batch_size=4)
+    np.testing.assert_allclose(logits, predict(teacher, data, "classification", tok.pad_token_id), atol=1e-5)
     assert [t.shape for t in targets[:2]] == [(2, len(data.input_ids[i]), 16) for i in range(2)]
     assert targets_fit(data, plan, "classification", 1.0) and not targets_fit(data, plan, "classification", 0.0)
     assert not targets_fit(data, plan, "multiple_choice", 1.0)

@@ -196,24 +196,32 @@ def _layer_pairs(plan: InheritPlan) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def teacher_targets(teacher: nn.Module, data: Encoded, plan: InheritPlan, pad_id: int,
-                    batch_size: int = 64) -> list[torch.Tensor]:
-    """Per example, the hidden-KD targets: the teacher's hidden states at the matched layers, on the kept channels
-    and the real tokens, as a (layers + 1, T_i, H_S) float16 tensor. The teacher is in eval mode, so they are the
-    targets :func:`hidden_kd_loss` would compute per batch (up to float16 rounding). Not for multiple choice."""
+def teacher_targets(teacher: nn.Module, data: Encoded, plan: InheritPlan, kind: str, pad_id: int,
+                    batch_size: int = 64) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """The teacher's outputs on ``data`` (as :func:`predict` returns them) and, per example, its hidden-KD targets:
+    the hidden states at the matched layers, on the kept channels and the real tokens, as a (layers + 1, T_i, H_S)
+    float16 tensor, all from one pass. The teacher is in eval mode, so these are the targets :func:`hidden_kd_loss`
+    computes per batch (up to float16 rounding). Not for multiple choice."""
     teacher.eval()
     keep = torch.as_tensor(plan.hidden)
     t_idx = [t for _, t in _layer_pairs(plan)]
-    order = np.argsort(example_lengths(data, "classification"), kind="stable")
-    out: list[torch.Tensor] = [torch.empty(0)] * len(data.labels)
+    if kind == MULTIPLE_CHOICE:
+        raise ValueError("teacher_targets: multiple choice runs the teacher per batch")
+    order = np.argsort(example_lengths(data, kind), kind="stable")
+    targets: list[torch.Tensor] = [torch.empty(0)] * len(data.labels)
+    logits = None
     for start in range(0, len(order), batch_size):
-        index = order[start:start + batch_size].tolist()
-        batch = collate(data, index, pad_id, "classification")
-        states = _forward(teacher, batch, True).hidden_states
-        stacked = torch.stack([states[t][..., keep] for t in t_idx], 1).half()  # (B, layers + 1, T, H_S)
-        for row, i in enumerate(index):
-            out[i] = stacked[row, :, :len(data.input_ids[i])].clone()
-    return out
+        index = order[start:start + batch_size]
+        batch = collate(data, index.tolist(), pad_id, kind)
+        out = _forward(teacher, batch, True)
+        if logits is None:
+            logits = np.empty((len(order), out.logits.shape[-1]), dtype=np.float32)
+        logits[index] = out.logits.float().numpy()
+        stacked = torch.stack([out.hidden_states[t][..., keep] for t in t_idx], 1).half()  # (B, layers+1, T, H_S)
+        for row, i in enumerate(index.tolist()):
+            targets[i] = stacked[row, :, :len(data.input_ids[i])].clone()
+    assert logits is not None
+    return (logits[:, 0] if kind == REGRESSION else logits), targets
 
 
 def cached_hidden_kd_loss(student_states: Sequence[torch.Tensor], targets: Sequence[torch.Tensor],
@@ -389,11 +397,14 @@ def _prepare(cfg: TaskDistillConfig, spec: TaskSpec) -> tuple[_Run, Any, dict[st
     extra = augment(train, spec, cfg.augment_copies, cfg.augment_mask_prob, cfg.seed)
     data = encode(train + extra, tokenizer, spec, cfg.max_seq_len)
     dev_data = encode(dev, tokenizer, spec, cfg.max_seq_len)
-    teacher_logits = torch.from_numpy(predict(teacher, data, spec.kind, pad, cfg.eval_batch_size))
+    cache = cfg.hidden_weight > 0 and targets_fit(data, plan, spec.kind, cfg.teacher_cache_gib)
+    if cache:
+        outputs, targets = teacher_targets(teacher, data, plan, spec.kind, pad, cfg.eval_batch_size)
+    else:
+        outputs, targets = predict(teacher, data, spec.kind, pad, cfg.eval_batch_size), None
+    teacher_logits = torch.from_numpy(outputs)
     teacher_dev = compute_metrics(spec, decide(predict(teacher, dev_data, spec.kind, pad, cfg.eval_batch_size),
                                                spec.kind), dev_data.labels)
-    cache = cfg.hidden_weight > 0 and targets_fit(data, plan, spec.kind, cfg.teacher_cache_gib)
-    targets = teacher_targets(teacher, data, plan, pad, cfg.eval_batch_size) if cache else None
     run = _Run(student=student, teacher=teacher, plan=plan, spec=spec, train=data,
                labelled=torch.from_numpy(_labelled(data, spec.kind)), teacher_logits=teacher_logits, dev=dev_data,
                pad_id=pad, config=cfg, targets=targets)
