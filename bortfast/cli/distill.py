@@ -31,6 +31,9 @@ _HELP = {
     "temperature": "τ of the softened logits",
     "hidden_weight": "--task: weight of hidden-state KD",
     "augment_copies": "--task: perturbed copies of each training example, labelled by the teacher (0 = none)",
+    "group_by_length": "--task: batches of similar lengths, in random order (far less padding)",
+    "teacher_cache_gib": "--task: keep the teacher's hidden-KD targets in memory (float16) up to this many GiB; 0 = "
+                         "run the teacher per batch",
 }
 
 
