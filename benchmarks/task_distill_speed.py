@@ -59,6 +59,7 @@ def main() -> None:
     from bortfast.finetune.config import TaskDistillConfig
     from bortfast.finetune.task_distill import _prepare, teacher_targets
     from bortfast.finetune.train import batch_order, example_lengths
+    from bortfast.profile.latency import cpu_model
 
     torch.set_num_threads(args.threads)
     spec = get_task(args.task)
@@ -84,23 +85,11 @@ def main() -> None:
            "speedup": s_plain / s_fast, "cache_seconds": cache_seconds,
            "epoch_seconds_estimate": {"random_teacher_per_batch": s_plain * epoch,
                                       "grouped_cached": s_fast * epoch + cache_seconds},
-           "teacher_dev": info["teacher_dev"], "cpu": _cpu()}
+           "teacher_dev": info["teacher_dev"], "cpu": cpu_model()}
     write_json(args.out, res)
     print(f"{args.arch}, {len(lengths)} examples, {args.threads} thread(s): {s_plain * 1000:.0f} ms/step (random, "
           f"teacher per batch) vs {s_fast * 1000:.0f} ms/step (grouped, cached): {res['speedup']:.2f}x; "
           f"cache {cache_seconds:.0f} s")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -202,11 +202,11 @@ def teacher_targets(teacher: nn.Module, data: Encoded, plan: InheritPlan, kind: 
     the hidden states at the matched layers, on the kept channels and the real tokens, as a (layers + 1, T_i, H_S)
     float16 tensor, all from one pass. The teacher is in eval mode, so these are the targets :func:`hidden_kd_loss`
     computes per batch (up to float16 rounding). Not for multiple choice."""
+    if kind == MULTIPLE_CHOICE:
+        raise ValueError("teacher_targets: multiple choice runs the teacher per batch")
     teacher.eval()
     keep = torch.as_tensor(plan.hidden)
     t_idx = [t for _, t in _layer_pairs(plan)]
-    if kind == MULTIPLE_CHOICE:
-        raise ValueError("teacher_targets: multiple choice runs the teacher per batch")
     order = np.argsort(example_lengths(data, kind), kind="stable")
     targets: list[torch.Tensor] = [torch.empty(0)] * len(data.labels)
     logits = None
