@@ -192,6 +192,8 @@ class RunConfig:
     init: Literal["inherit", "random"] = "inherit"  # students cut out of the teacher (random: the paper's setting)
     overwrite: bool = False  # discard a previous run in --out
     progress: bool = field(default=True, metadata={"help": "no progress bars / stage messages"})
+    until: Literal["corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary"] | None = field(
+        default=None, metadata={"help": "stop after this stage (a later run without it resumes from there)"})
     search: SearchStage = field(default_factory=SearchStage, metadata={"cli": False})
     distill: DistillStage = field(default_factory=DistillStage, metadata={"cli": False})
     finetune: FinetuneStage = field(default_factory=FinetuneStage, metadata={"cli": False})
@@ -227,6 +229,8 @@ class RunConfig:
                                               else self.corpus)]
         self.teacher, self.out_dir = os.fspath(self.teacher), os.fspath(self.out_dir)
         _positive_ints(self, ("seq_len", "threads"), "")
+        if self.until is not None and self.until not in STAGES:
+            raise ValueError(f"RunConfig.until must be one of {list(STAGES)} or None, got {self.until!r}")
         if self.init not in ("inherit", "random"):
             raise ValueError(f"RunConfig.init must be 'inherit' or 'random', got {self.init!r}")
         if self.search.per_layer and self.finetune.task is not None:
@@ -249,7 +253,7 @@ class RunConfig:
         """The settings that define the run's results (a re-run must match them to resume), by flat name. The
         per-layer settings count only with ``per_layer`` on (a uniform run's identity is what it was before them)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in STAGE_CONFIGS and f.name not in ("overwrite", "progress", "out_dir")}
+             if f.name not in STAGE_CONFIGS and f.name not in ("overwrite", "progress", "out_dir", "until")}
         d.update({name: getattr(getattr(self, stage), key) for name, (stage, key) in FLAT_NAMES.items()
                   if self.search.per_layer or name not in PER_LAYER_SETTINGS})
         return json.loads(json.dumps(d))  # tuples as lists, as pipeline.json holds them
@@ -757,7 +761,8 @@ def _run_stages(cfg: RunConfig) -> dict[str, Any]:
     _check_per_layer_hidden(cfg)
     state = _State(cfg)
     outputs = {name: rec["outputs"] for name, rec in state.data["stages"].items()}
-    for name in STAGES:
+    stages = STAGES[:STAGES.index(cfg.until) + 1] if cfg.until else STAGES
+    for name in stages:
         if state.done(name):
             _log(cfg, f"stage {name}: done earlier, skipped")
             continue
@@ -772,4 +777,6 @@ def _run_stages(cfg: RunConfig) -> dict[str, Any]:
                              f"kept in {out}; re-run the same command to resume)") from err
         outputs[name] = json.loads(json.dumps(result, default=str))
         state.finish(name, outputs[name], time.perf_counter() - t0)
+    if cfg.until and cfg.until != STAGES[-1]:
+        _log(cfg, f"stopped after stage {cfg.until} (--until); re-run without --until to finish")
     return state.data

@@ -100,7 +100,11 @@ def run_cli(args: argparse.Namespace) -> int:
     except StageError as err:
         print(f"bortfast {args.command}: error: {err}", file=sys.stderr)
         return 2
-    print_console_summary(state, args.out_dir)
+    if "summary" not in state["stages"]:
+        print(f"stopped after stage {args.until}: outputs so far in {args.out_dir} (re-run without --until to "
+              f"finish)")
+    else:
+        print_console_summary(state, args.out_dir)
     if not args.progress:
         json.dump({k: v["seconds"] for k, v in state["stages"].items()}, sys.stdout)
         print()
