@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -171,6 +171,42 @@ class _OnnxTextModel:
             yield idx, self.tokenize([texts[i] for i in idx])
 
 
+# sentence-transformers' pooling modes, in the order its Pooling module concatenates them (kept in step with
+# bortfast.data.teacher.POOLING_MODES; not imported: that module needs the training stack).
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+
+
+def _parse_pooling(pooling: str) -> tuple[str, ...]:
+    modes = tuple(pooling.split("+")) if isinstance(pooling, str) else ()
+    if not modes or any(m not in POOLING_MODES for m in modes):
+        raise ValueError(f"pooling must be one of {list(POOLING_MODES)} or several joined by '+', got {pooling!r}")
+    return modes
+
+
+def pool(states: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
+    """Sentence vectors (B, k·H) from token states (B, L, H) and the attention mask (B, L) (right padding), as
+    sentence-transformers' Pooling module computes them; several modes (``"cls+mean"``) are concatenated."""
+    m = mask[..., None].astype(np.float32)  # (B, L, 1)
+    counts = np.maximum(m.sum(1), 1e-9)  # (B, 1)
+    out = []
+    for mode in _parse_pooling(pooling):
+        if mode == "cls":
+            out.append(states[:, 0])
+        elif mode == "max":
+            out.append(np.where(m > 0, states, -np.inf).max(1))
+        elif mode == "mean":
+            out.append((states * m).sum(1) / counts)
+        elif mode == "mean_sqrt_len_tokens":
+            out.append((states * m).sum(1) / np.sqrt(counts))
+        elif mode == "weightedmean":
+            w = m * np.arange(1, states.shape[1] + 1, dtype=np.float32)[None, :, None]  # (B, L, 1)
+            out.append((states * w).sum(1) / np.maximum(w.sum(1), 1e-9))
+        else:  # lasttoken
+            last = np.maximum(mask.sum(1).astype(np.int64) - 1, 0)  # (B,)
+            out.append(states[np.arange(len(states)), last])
+    return np.concatenate(out, axis=1) if len(out) > 1 else out[0]
+
+
 class Encoder(_OnnxTextModel):
     """Sentence vectors / token states from an exported encoder (output ``last_hidden_state``)."""
 
@@ -178,29 +214,34 @@ class Encoder(_OnnxTextModel):
 
     @property
     def pooling(self) -> str:
-        """The model's own pooling: what its export recorded (a sentence-transformers model's ``1_Pooling``, e.g.
-        mean for all-MiniLM-L6-v2), else the first token ("cls")."""
-        return self.meta.get(META_PREFIX + "pooling", "cls")
+        """The model's own pooling, as its export recorded it (a sentence-transformers model's ``Pooling`` module,
+        e.g. ``"mean"`` for all-MiniLM-L6-v2; ``"cls+mean"`` for two concatenated modes); a file exported without
+        one pools by mean, as sentence-transformers does for a plain transformers model."""
+        return self.meta.get(META_PREFIX + "pooling", "mean")
 
-    def encode(self, texts: Sequence[TextInput], pooling: Literal["cls", "mean"] | None = None) -> np.ndarray:
-        """float32 (N, hidden): the first-token state ("cls") or the mask-weighted mean of token states ("mean");
-        ``None`` = the model's own pooling (:attr:`pooling`)."""
+    @property
+    def normalize(self) -> bool:
+        """Whether the model's sentence vectors are L2-normalised (a sentence-transformers ``Normalize`` module)."""
+        return self.meta.get(META_PREFIX + "normalize", "false") == "true"
+
+    def encode(self, texts: Sequence[TextInput], pooling: str | None = None,
+               normalize: bool | None = None) -> np.ndarray:
+        """float32 (N, k·hidden) sentence vectors: token states pooled by ``pooling`` (one of :data:`POOLING_MODES`,
+        or several joined by ``+``), then L2-normalised when ``normalize``. ``None`` = the model's own
+        (:attr:`pooling`, :attr:`normalize`), so the result equals ``SentenceTransformer(model_dir).encode``."""
         pooling = self.pooling if pooling is None else pooling
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        _parse_pooling(pooling)
+        normalize = self.normalize if normalize is None else normalize
         texts = self._check_texts(texts)
         out: np.ndarray | None = None
         for idx, batch in self._batches(texts):
-            states = self.forward(batch)  # (B, L, H)
-            if pooling == "cls":
-                pooled = states[:, 0]
-            else:
-                mask = batch["attention_mask"][..., None].astype(states.dtype)  # (B, L, 1)
-                pooled = (states * mask).sum(1) / np.maximum(mask.sum(1), 1)
+            pooled = pool(self.forward(batch), batch["attention_mask"], pooling)  # (B, k·H)
             if out is None:
-                out = np.empty((len(texts), states.shape[-1]), dtype=np.float32)
+                out = np.empty((len(texts), pooled.shape[-1]), dtype=np.float32)
             out[idx] = pooled
         assert out is not None
+        if normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
     def token_states(self, texts: Sequence[TextInput]) -> list[np.ndarray]:

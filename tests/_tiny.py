@@ -187,3 +187,28 @@ def make_tiny_bert(path: Path, *, mlm_head: bool = True, seed: int = 0, vocab_si
     extra = {"vocab_size": vocab_size} if vocab_size is not None else {}
     return save_tiny_bert(path, BertForMaskedLM if mlm_head else BertModel, tokenizer=tok, seed=seed, intermediate=64,
                           max_positions=128, **extra)
+
+
+def save_tiny_sentence_teacher(path: Path, *, pooling: Any = "mean", normalize: bool = True, seed: int = 0,
+                               **config: Any) -> Path:
+    """A tiny sentence-transformers teacher: an encoder-only BertModel (hidden 32) with :func:`vocab_tokenizer`,
+    ``modules.json``, ``1_Pooling/config.json`` (``pooling``: one mode or a list, in sentence-transformers' own
+    format) and, with ``normalize``, a ``2_Normalize`` module: what ``SentenceTransformer(path)`` loads."""
+    import json
+
+    from transformers import BertModel
+
+    path = save_tiny_bert(path, BertModel, tokenizer=vocab_tokenizer(), seed=seed, intermediate=64,
+                          model_kwargs={"add_pooling_layer": False}, **config)
+    hidden = json.loads((path / "config.json").read_text())["hidden_size"]
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (path / "2_Normalize").mkdir()
+    (path / "1_Pooling").mkdir()
+    (path / "1_Pooling" / "config.json").write_text(json.dumps({"embedding_dimension": hidden,
+                                                                 "pooling_mode": pooling}))
+    (path / "modules.json").write_text(json.dumps(modules))
+    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    return path

@@ -27,6 +27,22 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux: /proc), else set and restored."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as f:
+            return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _normal_mode(fd: int) -> None:
+    """Give a temp file from ``tempfile.mkstemp`` (created 0600) the mode a plain ``open`` would have given it
+    under the umask, so what replaces the final path is readable as usual."""
+    os.fchmod(fd, 0o666 & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temp file beside ``path``; on success fsync it and rename it over ``path``; on error remove it."""
@@ -34,6 +50,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _normal_mode(fd)
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
             yield f
             f.flush()
@@ -53,7 +70,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    try:
+        _normal_mode(fd)  # a library that writes over the path keeps this mode
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb") as f:
@@ -66,10 +86,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def normal_modes(root: str | os.PathLike) -> None:
+    """Give every file and directory under ``root`` (itself included) the mode a plain ``open`` / ``mkdir`` would
+    under the umask: libraries that write through their own temp files (safetensors writes 0600) otherwise leave
+    files another user's service cannot read. Execute bits of files are kept (masked by the umask)."""
+    umask = _umask()
+    for path in [Path(root), *Path(root).rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            os.chmod(path, 0o777 & ~umask)
+        else:
+            executable = path.stat().st_mode & 0o111
+            os.chmod(path, (0o666 | (0o111 if executable else 0)) & ~umask)
+
+
 def replace_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
-    """Move a finished temp directory into place; an existing ``final`` is swapped out first and then removed,
-    so ``final`` always names one complete directory."""
+    """Move a finished temp directory into place (its files' modes made normal: :func:`normal_modes`); an existing
+    ``final`` is swapped out first and then removed, so ``final`` always names one complete directory."""
     tmp, final = Path(tmp), Path(final)
+    normal_modes(tmp)
     old = None
     if final.exists():
         old = final.with_name(f".old-{final.name}-{os.getpid()}")

@@ -441,9 +441,10 @@ def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
     teacher = load_teacher(cfg.teacher)
     teacher_encoder = work / "teacher_encoder"
     _save_encoder(teacher.model.base_model, teacher.tokenizer, teacher_encoder)
+    # from the student directory itself: its sentence-transformers modules give the files' pooling and normalisation
     reports = {
-        "fp32": to_onnx(student_encoder, out / "model.onnx"),
-        "int8": to_onnx(student_encoder, out / "model.int8.onnx", quantize="int8"),
+        "fp32": to_onnx(out / "student", out / "model.onnx", encoder_only=True),
+        "int8": to_onnx(out / "student", out / "model.int8.onnx", quantize="int8", encoder_only=True),
     }
     return {"student_encoder": str(student_encoder), "teacher_encoder": str(teacher_encoder),
             **{k: dataclasses.asdict(r) for k, r in reports.items()}}
@@ -492,9 +493,9 @@ def _bench_headline(result: dict) -> dict:
     over fp32 at the first batch size)."""
     headline = {k: v for k, v in result["speedups"].items() if isinstance(v, (int, float))}
     b0 = result["config"]["batch_sizes"][0]
-    if f"student_int8_vs_torch_base_b{b0}" in headline:
-        headline[f"student_int8_vs_student_fp32_b{b0}"] = (headline[f"student_int8_vs_torch_base_b{b0}"]
-                                                          / headline[f"student_fp32_vs_torch_base_b{b0}"])
+    if f"student_int8_vs_torch_teacher_b{b0}" in headline:
+        headline[f"student_int8_vs_student_fp32_b{b0}"] = (headline[f"student_int8_vs_torch_teacher_b{b0}"]
+                                                          / headline[f"student_fp32_vs_torch_teacher_b{b0}"])
     return headline
 
 
@@ -622,6 +623,11 @@ def _pivot_sts(cfg: RunConfig, out: Path, teacher: Any, search: dict, pooling: s
     return rows
 
 
+def speedup_label(key: str) -> str:
+    """A speed-up key of ``speedup.json`` as the summary shows it (the run's baseline is its teacher)."""
+    return key.replace("torch_teacher", "teacher(PyTorch)").replace("teacher_fp32", "teacher(ORT fp32)")
+
+
 def _fmt_int(n: float) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
 
@@ -698,7 +704,7 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
                      f"{c['error']:.4g} | {c['w']:.4g} |")
     lines += ["", "## Speed-up of the deployed student (ONNX Runtime) over the teacher (PyTorch)", "",
               "| measure | speed-up |", "|---|---|"]
-    lines += [f"| {k.replace('torch_base', 'teacher(PyTorch)').replace('teacher_fp32', 'teacher(ORT fp32)')} | "
+    lines += [f"| {speedup_label(k)} | "
               f"{v:.2f}x |" for k, v in st["bench"]["summary"].items()]
     quality = st["quality"]
     lines += ["", "## Quality retained", "",
@@ -722,7 +728,10 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
                   f"{cfg.finetune.max_train} training examples)", "", "| dev metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in dev.items() if isinstance(v, (int, float))]
     loader = "`bortfast.load_student`" if "head_dim" in best["arch"] else "`from_pretrained`"
-    lines += ["", "## Files", "", f"`search.json`, `pareto.png`, `student/` (BertForMaskedLM, loads with {loader}), "
+    config_file = Path(cfg.out_dir) / "student" / "config.json"
+    kind = (json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or ["BertModel"])[0] \
+        if config_file.is_file() else "BertForMaskedLM"
+    lines += ["", "## Files", "", f"`search.json`, `pareto.png`, `student/` ({kind}, loads with {loader}), "
               "`model.onnx`, `model.int8.onnx`, `speedup.json`, `speedup.png`, `pipeline.json`.", ""]
     return "\n".join(lines)
 

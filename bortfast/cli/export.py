@@ -16,6 +16,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fp32 (default), int8 (dynamic INT8 weights), or auto: time both on this CPU and ship "
                              "INT8 only when it is faster and agrees with fp32 within --min-agreement")
     parser.add_argument("--int8", action="store_true", help="same as --precision int8")
+    parser.add_argument("--encoder-only", action="store_true",
+                        help="export the encoder alone (BertModel, output last_hidden_state) of any BERT checkpoint, "
+                             "e.g. a masked-LM student without its pretraining head")
     parser.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's transformer fusions")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET})")
     parser.add_argument("--no-parity", action="store_true", help="skip the numerical check against torch")
@@ -40,7 +43,8 @@ def run_cli(args: argparse.Namespace) -> int:
     from bortfast._base.io import to_jsonable, write_json
 
     precision = _precision(args)
-    common = {"optimize": not args.no_optimize, "opset": args.opset, "check_parity": not args.no_parity}
+    common = {"optimize": not args.no_optimize, "opset": args.opset, "check_parity": not args.no_parity,
+              "encoder_only": args.encoder_only}
     if precision == "auto":
         from pathlib import Path
 

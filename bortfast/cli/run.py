@@ -49,11 +49,6 @@ def _config(args: argparse.Namespace, teacher: str):
     return from_args(RunConfig, args, teacher=teacher, corpus=list(args.corpus), **stages)
 
 
-def _speedup_label(key: str) -> str:
-    """speedup.json's keys name the baseline "torch_base" (BERT-base in `bortfast bench`); here it is the teacher."""
-    return key.replace("torch_base", "teacher(PyTorch)").replace("teacher_fp32", "teacher(ORT fp32)")
-
-
 def print_console_summary(state: dict, out: str) -> None:
     st = {k: v["outputs"] for k, v in state["stages"].items()}
     search = st["search"]
@@ -71,7 +66,9 @@ def print_console_summary(state: dict, out: str) -> None:
         c = next((c for c in checks if c["arch"] == arch), checks[-1])  # ξ*'s own check (twins come after it)
         rows.append(("engine check of ξ*", f"{c['speedup']:.2f}x the teacher in {c['engine']} "
                                            f"({len(checks)} finalist(s) timed)"))
-    rows += [(f"speed-up {_speedup_label(k)}", f"{v:.2f}x") for k, v in st["bench"]["summary"].items()]
+    from bortfast.apps.pipeline import speedup_label
+
+    rows += [(f"speed-up {speedup_label(k)}", f"{v:.2f}x") for k, v in st["bench"]["summary"].items()]
     q = st["quality"]
     rows.append(("similarity Spearman ρ vs teacher", f"{q['similarity_spearman']:.3f}"))
     if "cosine" in q:

@@ -156,15 +156,66 @@ def bundled_teacher_path() -> Path:
 
 
 Pooling = Literal["mean", "cls", "max"]
+# sentence-transformers' pooling modes, in the order its Pooling module concatenates them.
+POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+_LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+                        "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                        "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+
+
+@dataclass(frozen=True)
+class SentenceConfig:
+    """How a model directory turns token states into a sentence vector, as sentence-transformers would load it:
+    its pooling modes (concatenated, in sentence-transformers' order) and whether a Normalize module follows."""
+
+    pooling: tuple[str, ...] = ("mean",)  # sentence-transformers' default for a plain transformers directory
+    normalize: bool = False
+
+    @property
+    def pooling_spec(self) -> str:
+        """The modes as one string, ``+``-joined (``"mean"``, ``"cls+mean"``): the ONNX metadata value."""
+        return "+".join(self.pooling)
+
+
+def _pooling_modes(cfg: dict, path: Path) -> tuple[str, ...]:
+    mode = cfg.get("pooling_mode")  # sentence-transformers >= 5: one mode or a list
+    if mode is not None:
+        modes = (mode,) if isinstance(mode, str) else tuple(mode)
+    else:
+        modes = tuple(m for key, m in _LEGACY_POOLING_KEYS.items() if cfg.get(key))
+    unknown = [m for m in modes if m not in POOLING_MODES]
+    if unknown:
+        raise ValueError(f"{str(path)!r} names pooling mode(s) {unknown}; known: {list(POOLING_MODES)}")
+    return tuple(sorted(modes, key=POOLING_MODES.index)) or ("mean",)
+
+
+def sentence_config(model_dir: str | os.PathLike) -> SentenceConfig:
+    """The pooling and normalisation a model directory declares (``modules.json`` → ``*_Pooling/config.json`` and a
+    ``Normalize`` module); a directory without ``modules.json`` pools by mean without normalising, as
+    ``SentenceTransformer(dir)`` does."""
+    model_dir = Path(model_dir)
+    modules_file = model_dir / "modules.json"
+    if not modules_file.is_file():
+        legacy = model_dir / "1_Pooling" / "config.json"  # a Pooling folder without modules.json
+        if legacy.is_file():
+            return SentenceConfig(_pooling_modes(json.loads(legacy.read_text(encoding="utf-8")), legacy))
+        return SentenceConfig()
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{str(modules_file)!r} is not valid JSON: {err}") from None
+    pooling, normalize = ("mean",), False
+    for m in modules:
+        kind = str(m.get("type", "")).rsplit(".", 1)[-1]
+        if kind == "Pooling":
+            path = model_dir / m.get("path", "") / "config.json"
+            pooling = _pooling_modes(json.loads(path.read_text(encoding="utf-8")), path)
+        elif kind == "Normalize":
+            normalize = True
+    return SentenceConfig(pooling, normalize)
 
 
 def model_pooling(model_dir: str | os.PathLike) -> Pooling:
-    """The pooling a model directory declares (sentence-transformers ``1_Pooling/config.json``), else mean."""
-    cfg = Path(model_dir) / "1_Pooling" / "config.json"
-    if cfg.is_file():
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-        if data.get("pooling_mode_cls_token"):
-            return "cls"
-        if data.get("pooling_mode_max_tokens"):
-            return "max"
-    return "mean"
+    """The pooling a model directory declares (its first mode: see :func:`sentence_config`), else mean."""
+    mode = sentence_config(model_dir).pooling[0]
+    return mode if mode in ("cls", "max") else "mean"  # type: ignore[return-value]

@@ -67,10 +67,12 @@ def _set_rng_state(state: dict) -> None:
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
 
 
-def _save_model_dir(module: Any, teacher: Teacher, directory: Path) -> None:
+def _save_model_dir(module: Any, teacher: Teacher, directory: Path, *, encoder_only: bool = False) -> None:
+    """The student (with its MLM head, or with ``encoder_only`` its encoder alone: a ``BertModel``), the teacher's
+    tokenizer, the sentence-transformers modules of a sentence-transformers teacher and the projection."""
     from bortfast.distill.inherit import write_sentence_transformers_files
 
-    module.student.save_pretrained(directory)
+    (module.student.bert if encoder_only else module.student).save_pretrained(directory)
     teacher.tokenizer.save_pretrained(directory)
     write_sentence_transformers_files(teacher.name, directory, module.student.config.hidden_size)
     if module.projection is not None:

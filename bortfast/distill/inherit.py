@@ -415,7 +415,10 @@ def write_sentence_transformers_files(teacher_dir: str | os.PathLike, student_di
         src, dst = teacher_dir / m.get("path", ""), student_dir / m.get("path", "")
         if kind == "Pooling":
             cfg = json.loads((src / "config.json").read_text(encoding="utf-8"))
-            write_json(dst / "config.json", {**cfg, "word_embedding_dimension": hidden})
+            # the student's width under every name the config uses (sentence-transformers >= 5 reads
+            # "embedding_dimension", older ones "word_embedding_dimension")
+            dims = {k: hidden for k in ("word_embedding_dimension", "embedding_dimension") if k in cfg}
+            write_json(dst / "config.json", {**cfg, **(dims or {"word_embedding_dimension": hidden})})
         elif kind == "Normalize":
             dst.mkdir(parents=True, exist_ok=True)
     for name in ("sentence_bert_config.json", "config_sentence_transformers.json"):

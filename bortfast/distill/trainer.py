@@ -333,7 +333,9 @@ class _DistillRun:
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
-            _save_model_dir(self.module, self.teacher, tmp)
+            # An encoder-only teacher trains no MLM head (α = 0): the student ships as the encoder it is (BertModel)
+            encoder_only = self.teacher.kind == "hidden" and not self.weights.alpha
+            _save_model_dir(self.module, self.teacher, tmp, encoder_only=encoder_only)
             write_json(tmp / "distill_config.json", config)
             write_json(tmp / "summary.json", {"arch": str(self.arch), "steps": config.steps, "world_size": self.world,
                                               "teacher": config.teacher, "teacher_kind": self.teacher.kind,

@@ -70,6 +70,8 @@ class ExportReport:
     parity_max_abs_diff: float | None = None  # ONNX vs torch on padded random inputs
     parity_cosine: float | None = None  # mean per-row cosine similarity ONNX vs torch
     has_tokenizer: bool = False  # tokenizer.json embedded in the ONNX metadata
+    pooling: str | None = None  # an encoder's sentence pooling recorded in the metadata ("mean", "cls+mean", ...)
+    normalize: bool | None = None  # ... and whether its sentence vectors are L2-normalised
     file_bytes: int = 0
     seconds: float = 0.0
 
@@ -173,6 +175,7 @@ def to_onnx(
     parity_tolerance: float = 1e-4,
     require_full_fusion: bool = True,
     embed_tokenizer: bool = True,
+    encoder_only: bool = False,
 ) -> ExportReport:
     """Export a BERT-family checkpoint directory to one ONNX file for ONNX Runtime.
 
@@ -181,13 +184,18 @@ def to_onnx(
     ``quantize="int8"`` applies dynamic INT8 quantisation to the weights. With ``check_parity`` the file is run on
     padded random inputs and compared with the torch model: fp32 must agree to ``parity_tolerance`` (max |diff|),
     INT8 is reported as a cosine similarity. The file is written atomically.
+
+    ``encoder_only`` exports the encoder (``BertModel``, output ``last_hidden_state``) of any BERT checkpoint, e.g.
+    a masked-LM student without its pretraining head; the report's ``model_class`` says which was written. An
+    encoder's file records the directory's sentence pooling and normalisation (sentence-transformers' modules;
+    mean pooling, no normalisation for a plain directory), which :class:`bortfast.runtime.Encoder` applies.
     """
     t0 = time.perf_counter()
     model_dir = Path(model_dir)
     out_path = Path(out_path)
     _check_export_args(quantize, opset, parity_tolerance)
     config = _load_config(model_dir)
-    class_name = _model_class(config, model_dir)
+    class_name = "BertModel" if encoder_only else _model_class(config, model_dir)
     output_name = SUPPORTED_CLASSES[class_name][0]
 
     import onnx
@@ -209,6 +217,8 @@ def to_onnx(
         proto = onnx.load(str(current))
         meta = _metadata(config, class_name, output_name, quantize, per_layer, model_dir, embed_tokenizer)
         report.has_tokenizer = "tokenizer_json" in meta
+        report.pooling = meta.get("pooling")
+        report.normalize = meta["normalize"] == "true" if "normalize" in meta else None
         for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = META_PREFIX + key, value
@@ -236,10 +246,13 @@ def _load_export_model(model_dir: Path, class_name: str, per_layer: bool) -> Any
     from bortfast._base.io import clear_weight_errors
     from bortfast.distill.perlayer import load_student
 
+    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
+    if class_name == "BertModel":  # the encoder: token states only, no pooler (sentence pooling is the runtime's)
+        kwargs["add_pooling_layer"] = False
     with clear_weight_errors(model_dir):
         if per_layer:
-            return load_student(model_dir, class_name, attn_implementation="eager").eval()
-        return getattr(transformers, class_name).from_pretrained(model_dir, attn_implementation="eager").eval()
+            return load_student(model_dir, class_name, **kwargs).eval()
+        return getattr(transformers, class_name).from_pretrained(model_dir, **kwargs).eval()
 
 
 def _positional(model: Any) -> Any:
@@ -326,10 +339,11 @@ def _metadata(config: Any, class_name: str, output_name: str, quantize: str | No
         id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
         meta["id2label"] = json.dumps([id2label.get(i, str(i)) for i in range(config.num_labels)])
         meta["problem_type"] = str(getattr(config, "problem_type", None) or "")
-    if (Path(model_dir) / "1_Pooling" / "config.json").is_file():  # a sentence-transformers model's pooling
-        from bortfast.data.teacher import model_pooling
+    if output_name == "last_hidden_state":  # the sentence vector as SentenceTransformer(model_dir) makes it
+        from bortfast.data.teacher import sentence_config
 
-        meta["pooling"] = model_pooling(model_dir)
+        sentence = sentence_config(model_dir)
+        meta["pooling"], meta["normalize"] = sentence.pooling_spec, "true" if sentence.normalize else "false"
     tokenizer_json = _tokenizer_json(model_dir) if embed_tokenizer else None
     if tokenizer_json is not None:
         meta["tokenizer_json"] = tokenizer_json

@@ -364,19 +364,29 @@ def ort_session_engine(path: str, feed: Mapping[str, Any], threads: int, spinnin
     return lambda: session.run(names, feed)[0]
 
 
+def load_torch_model(model_dir: str, encoder_only: bool = False) -> Any:
+    """The transformers model saved in ``model_dir`` (its ``architectures`` class; with ``encoder_only`` its encoder,
+    a ``BertModel`` without pooler), in eval mode."""
+    import transformers
+
+    name = (transformers.AutoConfig.from_pretrained(model_dir).architectures or ["BertModel"])[0]
+    if encoder_only:
+        return transformers.BertModel.from_pretrained(model_dir, add_pooling_layer=False).eval()
+    return getattr(transformers, name).from_pretrained(model_dir).eval()
+
+
 def torch_model_engine(feed: Mapping[str, Any], threads: int, model_dir: str | None = None,
-                       config: Mapping[str, Any] | None = None, seed: int = 0) -> Callable[[], Any]:
+                       config: Mapping[str, Any] | None = None, seed: int = 0,
+                       encoder_only: bool = False) -> Callable[[], Any]:
     """HF transformers PyTorch fp32 forward (``inference_mode``) on ``feed`` (numpy int64 arrays): the model
-    saved in ``model_dir`` (its ``architectures`` class), or a random-weight ``BertModel`` from the BertConfig
+    saved in ``model_dir`` (see :func:`load_torch_model`), or a random-weight ``BertModel`` from the BertConfig
     fields ``config``. Sets the worker's torch threads (the worker is this engine's alone)."""
     import torch
     import transformers
 
     torch.set_num_threads(threads)
     if model_dir is not None:
-        cfg = transformers.AutoConfig.from_pretrained(model_dir)
-        name = (cfg.architectures or ["BertModel"])[0]
-        model = getattr(transformers, name).from_pretrained(model_dir).eval()
+        model = load_torch_model(model_dir, encoder_only)
     elif config is not None:
         torch.manual_seed(seed)
         model = transformers.BertModel(transformers.BertConfig(**config)).eval()
