@@ -7,7 +7,7 @@ Run: pytest benchmarks/test_selection.py --benchmark-only -s
 import numpy as np
 import pytest
 
-from bortfast import selection
+from bortfast.search import selection
 
 N = 1_000_000
 EPS = 4

@@ -2,7 +2,7 @@
 // ordering by parameters, interval pivots, the W-coefficient, argmax, the exact Pareto front of three
 // minimised objectives and an epsilon-approximate Pareto front on a geometric grid. Plain C++17, no Python:
 // functions over caller-owned arrays (faiss style). Every function validates its input and throws
-// std::invalid_argument with the offending index and value; bortfast/selection.py holds the plain-Python
+// std::invalid_argument with the offending index and value; bortfast/search/selection.py holds the plain-Python
 // reference of each one.
 #pragma once
 

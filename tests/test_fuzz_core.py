@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bortfast import _core, selection
+from bortfast import _core
+from bortfast.search import selection
 from bortfast.space import encoder_flops_reference, param_count_reference
 
 ALLOWED = (TypeError, ValueError, OverflowError, IndexError)
@@ -96,8 +97,9 @@ def test_non_array_inputs_are_type_errors():
 
 
 # --- selection core (csrc/selection.cc) ------------------------------------------------------------------------------
-# Every accepted call must equal the plain-Python reference in bortfast.selection; a float64 C-contiguous array of the
-# right rank that the core rejects must also be rejected by the reference (same contract, never a silent skip).
+# Every accepted call must equal the plain-Python reference in bortfast.search.selection; a float64 C-contiguous
+# array of the right rank that the core rejects must also be rejected by the reference (same contract, never a
+# silent skip).
 
 FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
 SMALLISH = st.one_of(st.floats(-4, 4), st.sampled_from([0.0, 1e-300, 1e300, -0.0]), FLOAT)

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bortfast import _core, selection
-from bortfast.selection import (
+from bortfast import _core
+from bortfast.search import selection
+from bortfast.search.selection import (
     approx_pareto_front,
     approx_pareto_front_reference,
     argmax,
