@@ -1,9 +1,9 @@
 """Architectures and search spaces: the tuple xi = <D, A, H, I> of the Bort paper (de Wynter & Perry 2020, §2).
 
 An :class:`Arch` is one BERT encoder shape; a :class:`SearchSpace` enumerates the valid ones from value lists.
-The exact parameter count and forward FLOPs come from the C++ cost model (``bortfast._core``); the plain-Python
-functions :func:`param_count_reference` and :func:`encoder_flops_reference` are the references the tests and
-benchmarks compare it with.
+The exact parameter count and forward FLOPs come from the C++ cost model (``bortfast._core``); the tests and
+benchmarks compare it with the plain-Python ``param_count_reference`` and ``encoder_flops_reference`` of
+``tests/reference.py``, which compute the formulas below.
 
 Parameter count (BertModel, token-type embeddings, no pooler)::
 
@@ -175,31 +175,6 @@ def param_counts(
 def encoder_flops(archs: Sequence[Arch] | np.ndarray, batch: int = 1, seq_len: int = 128) -> np.ndarray:
     """Encoder-forward FLOPs (int64) for many architectures at once, computed in C++."""
     return _core.encoder_flops(_archs_array(archs), int(batch), int(seq_len))
-
-
-def param_count_reference(
-    layers: int, heads: int, hidden: int, intermediate: int, vocab_size: int = BERT_VOCAB_SIZE,
-    max_positions: int = BERT_MAX_POSITIONS, type_vocab_size: int = BERT_TYPE_VOCAB,
-    kind: ModelKind = "encoder+pooler",
-) -> int:
-    """Plain-Python reference of the parameter count (same formula as the C++ core)."""
-    D, H, I = layers, hidden, intermediate  # noqa: E741
-    p = (vocab_size + max_positions + type_vocab_size) * H + 2 * H + D * (4 * H * H + 2 * H * I + 9 * H + I)
-    if kind == "encoder+pooler":
-        p += H * H + H
-    elif kind == "masked-lm":
-        p += H * H + 3 * H + vocab_size
-    elif kind != "encoder":
-        raise ValueError(f"kind must be 'encoder', 'encoder+pooler' or 'masked-lm', got {kind!r}")
-    return p
-
-
-def encoder_flops_reference(layers: int, heads: int, hidden: int, intermediate: int, batch: int,
-                            seq_len: int) -> int:
-    """Plain-Python reference of the encoder FLOPs (same formula as the C++ core)."""
-    del heads  # the total does not depend on how H is split across heads
-    tokens = batch * seq_len
-    return layers * (2 * tokens * (4 * hidden**2 + 2 * hidden * intermediate) + 4 * tokens * seq_len * hidden)
 
 
 def _unique_sorted(values: Iterable[int], name: str) -> tuple[int, ...]:

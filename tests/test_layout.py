@@ -143,6 +143,22 @@ def test_importing_the_package_leaves_the_import_machinery_alone():
     assert proc.stdout.strip().splitlines()[-1] == "same", proc.stdout[-2000:]
 
 
+def _reference_functions(code: str) -> list[str]:
+    return [node.name for node in ast.walk(ast.parse(code))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.endswith("_reference")]
+
+
+def test_no_test_oracle_ships_in_the_package():
+    """Plain-Python references of the C++ core are test oracles: they live in tests/reference.py."""
+    found = [f"{_module_name(p)}.{name}" for p in sorted(PACKAGE.rglob("*.py"))
+             for name in _reference_functions(p.read_text(encoding="utf-8"))]
+    assert not found, f"*_reference functions in the package (move them to tests/reference.py): {found}"
+
+
+def test_the_oracle_check_sees_a_reference_function():
+    assert _reference_functions("class A:\n    def argmax_reference(self):\n        pass\n") == ["argmax_reference"]
+
+
 def test_public_names_still_work():
     import bortfast
     import bortfast.search

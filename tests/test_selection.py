@@ -8,22 +8,24 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import (
+    approx_pareto_front_reference,
+    argmax_reference,
+    interval_pivots_reference,
+    pareto_front_reference,
+    stable_order_reference,
+    w_coefficients_reference,
+)
 
 from bortfast import _core
 from bortfast.search import selection
 from bortfast.search.selection import (
     approx_pareto_front,
-    approx_pareto_front_reference,
     argmax,
-    argmax_reference,
     interval_pivots,
-    interval_pivots_reference,
     pareto_front,
-    pareto_front_reference,
     stable_order,
-    stable_order_reference,
     w_coefficients,
-    w_coefficients_reference,
 )
 
 # Small value pools make ties and duplicate points common.
