@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bortfast import _core
+from bortfast._base.checks import check_int_type, check_positive, is_int
 
 ModelKind = Literal["encoder", "encoder+pooler", "masked-lm"]
 
@@ -53,12 +54,8 @@ class Arch:
     def __post_init__(self) -> None:
         for name in ("layers", "heads", "hidden", "intermediate", "vocab_size", "max_positions",
                      "type_vocab_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"Arch.{name} must be an int, got {value!r} ({type(value).__name__})")
-            if value <= 0:
-                raise ValueError(f"Arch.{name} must be positive, got {value}")
-            object.__setattr__(self, name, int(value))
+            label = f"Arch.{name}"
+            object.__setattr__(self, name, check_positive(label, check_int_type(label, getattr(self, name))))
         if self.hidden % self.heads != 0:
             raise ValueError(
                 f"Arch hidden={self.hidden} is not divisible by heads={self.heads} "
@@ -180,7 +177,7 @@ def encoder_flops(archs: Sequence[Arch] | np.ndarray, batch: int = 1, seq_len: i
 def _unique_sorted(values: Iterable[int], name: str) -> tuple[int, ...]:
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+        if not (is_int(v) and v > 0):
             raise ValueError(f"SearchSpace.{name} must hold positive ints, got {v!r}")
         out.append(int(v))
     if not out:
@@ -298,11 +295,8 @@ def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
         raise TypeError(f"PerLayerArch.{name} must be a sequence of ints, got {values!r}")
     out = []
     for layer, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"PerLayerArch.{name}[{layer}] must be an int, got {v!r} ({type(v).__name__})")
-        if v <= 0:
-            raise ValueError(f"PerLayerArch.{name}[{layer}] must be positive, got {v}")
-        out.append(int(v))
+        label = f"PerLayerArch.{name}[{layer}]"
+        out.append(check_positive(label, check_int_type(label, v)))
     return tuple(out)
 
 
@@ -331,12 +325,8 @@ class PerLayerArch:
 
     def __post_init__(self) -> None:
         for name in ("hidden", "head_dim", "vocab_size", "max_positions", "type_vocab_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"PerLayerArch.{name} must be an int, got {value!r} ({type(value).__name__})")
-            if value <= 0:
-                raise ValueError(f"PerLayerArch.{name} must be positive, got {value}")
-            object.__setattr__(self, name, int(value))
+            label = f"PerLayerArch.{name}"
+            object.__setattr__(self, name, check_positive(label, check_int_type(label, getattr(self, name))))
         object.__setattr__(self, "heads", _positive_ints(self.heads, "heads"))
         object.__setattr__(self, "intermediate", _positive_ints(self.intermediate, "intermediate"))
         if len(self.heads) != len(self.intermediate):

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from bortfast import _core
+from bortfast._base.checks import check_int_type
 
 __all__ = [
     "approx_pareto_front",
@@ -68,9 +69,7 @@ def stable_order(values: Any) -> np.ndarray:
 
 def interval_pivots(values: Any, eps: int) -> np.ndarray:
     """Original indices at sorted positions ``0, eps, 2*eps, ...`` (< n): ``ceil(n / eps)`` pivots."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, np.integer)):
-        raise TypeError(f"eps must be an int, got {eps!r} ({type(eps).__name__})")
-    return _core.interval_pivots(_as_float_array(values, "values", 1), int(eps))
+    return _core.interval_pivots(_as_float_array(values, "values", 1), check_int_type("eps", eps))
 
 
 def w_coefficients(p: Any, i: Any, e: Any, p_T: float, i_T: float, eps_small: float = 1e-12) -> np.ndarray:
