@@ -6,7 +6,7 @@
   transformers-4.x-style encoder graph (:class:`LegacyEncoder`, same modules and weights): that is the pattern the
   ORT BERT fusions match, so the optimised graph has fused Attention, BiasGelu and SkipLayerNormalization nodes
   (the transformers 5 attention code exports to a graph ORT no longer fuses).
-- the bortfast kernel: :meth:`bortfast.kernel.EncoderKernel.from_bert` on the same model.
+- the bortfast kernel: :meth:`bortfast.profile.kernel.EncoderKernel.from_bert` on the same model.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from bortfast import Arch
-from bortfast.kernel import EncoderKernel
+from bortfast.profile.kernel import EncoderKernel
 
 THREADS = 2
 SEQ_LEN = 128

@@ -6,7 +6,7 @@
 3. Per task, on a seeded subsample of the training set (the same subsample and the same 10 % held-out split for
    both methods; the GLUE dev set is only evaluated, never used to select anything):
    (a) plain fine-tuning, one hyperparameter set, best epoch chosen on the held-out split;
-   (b) Agora (bortfast.agora) on a CPU-sized grid drawn from alexa/bort's README values, same epochs per run.
+   (b) Agora (bortfast.finetune.agora) on a CPU-sized grid drawn from alexa/bort's README values, same epochs per run.
 4. Report dev metrics, the majority-class baseline (regression: predict the training mean) and process CPU time.
 
 Steps whose outputs exist are skipped, so an interrupted run continues where it stopped.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from bortfast._io import write_json
-from bortfast.agora import agora
+from bortfast._base.io import write_json
 from bortfast.distill import DistillConfig, distill
 from bortfast.finetune import finetune
-from bortfast.finetune_config import AgoraConfig, FinetuneConfig
+from bortfast.finetune.agora import agora
+from bortfast.finetune.config import AgoraConfig, FinetuneConfig
 from bortfast.space import Arch
 
 TASKS = ("sst2", "mrpc", "cola", "stsb")

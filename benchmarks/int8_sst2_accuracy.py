@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from transformers import BertForSequenceClassification, BertTokenizerFast
 
-from bortfast._io import write_json
+from bortfast._base.io import write_json
 from bortfast.export import to_onnx
 from bortfast.runtime import Classifier
 from bortfast.space import Arch

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bortfast._io import write_json
+from bortfast._base.io import write_json
 from bortfast.distill import DistillConfig, distill
 from bortfast.space import Arch
 

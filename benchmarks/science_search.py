@@ -92,9 +92,10 @@ def main() -> None:
 
     import torch
 
-    from bortfast._io import write_json
+    from bortfast._base.io import write_json
+    from bortfast.apps.extract import extract
     from bortfast.distill import load_corpus, load_teacher, short_train_error
-    from bortfast.search import SearchConfig, extract
+    from bortfast.search import SearchConfig
     from bortfast.space import SearchSpace
 
     torch.set_num_threads(1)  # a fixed thread count makes every short training bit-reproducible

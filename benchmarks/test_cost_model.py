@@ -5,9 +5,9 @@ Run: pytest benchmarks/test_cost_model.py --benchmark-only
 
 import numpy as np
 import pytest
+from reference import encoder_flops_reference, param_count_reference  # tests/reference.py, via conftest.py
 
 from bortfast import encoder_flops, param_counts
-from bortfast.space import encoder_flops_reference, param_count_reference
 
 N = 1_000_000
 

@@ -2,7 +2,7 @@
 transformers PyTorch fp32 BERT-base / BERT-large, random weights, vocabulary 30522 (de Wynter & Perry 2020, §5:
 7.9x over BERT-base, 20x over BERT-large).
 
-Every engine runs in its own worker process, turns alternating across them (bortfast.bench.run_speedup with
+Every engine runs in its own worker process, turns alternating across them (bortfast.apps.bench.run_speedup with
 bortfast.profile.timing); the first test times the whole run with pytest-benchmark and writes speedup.json /
 speedup.png, the others check the targets against it.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bortfast.bench import TARGETS, format_summary, read_sentences_tsv, run_speedup
+from bortfast.apps.bench import TARGETS, format_summary, read_sentences_tsv, run_speedup
 
 SHARED_DATA = Path(os.environ.get("BORTFAST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 _result: dict = {}

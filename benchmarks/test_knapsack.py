@@ -12,8 +12,9 @@ import itertools
 
 import numpy as np
 import pytest
+from reference import layer_frontier_reference  # tests/reference.py (conftest.py puts tests/ on sys.path)
 
-from bortfast.search.knapsack import best_under_budget, layer_frontier, layer_frontier_reference
+from bortfast.search.knapsack import best_under_budget, layer_frontier
 
 LAYERS = 24
 DELTA = 0.01

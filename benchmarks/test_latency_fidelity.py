@@ -15,7 +15,7 @@ from encoder_engines import SEQ_LEN, THREADS, build_model, export_ort
 from scipy.stats import spearmanr
 
 from bortfast import SearchSpace
-from bortfast.kernel import EncoderKernel
+from bortfast.profile.kernel import EncoderKernel
 
 N_ARCHS = 30
 REPEATS = 5

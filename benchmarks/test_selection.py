@@ -6,8 +6,9 @@ Run: pytest benchmarks/test_selection.py --benchmark-only -s
 
 import numpy as np
 import pytest
+import reference  # tests/reference.py (conftest.py puts tests/ on sys.path)
 
-from bortfast import selection
+from bortfast.search import selection
 
 N = 1_000_000
 EPS = 4
@@ -34,12 +35,12 @@ def cpp_selection(c):
 
 def python_selection(c):
     p, i, e = c["p"].tolist(), c["i"].tolist(), c["e"].tolist()
-    pivots = selection.interval_pivots_reference(p, EPS)
-    w = selection.w_coefficients_reference(p, i, e, c["p_T"], c["i_T"])
-    best = selection.argmax_reference(w)
+    pivots = reference.interval_pivots_reference(p, EPS)
+    w = reference.w_coefficients_reference(p, i, e, c["p_T"], c["i_T"])
+    best = reference.argmax_reference(w)
     points = list(zip(p, i, e))
-    return (pivots, w, best, selection.pareto_front_reference(points),
-            selection.approx_pareto_front_reference(points, DELTA))
+    return (pivots, w, best, reference.pareto_front_reference(points),
+            reference.approx_pareto_front_reference(points, DELTA))
 
 
 _times: dict[str, float] = {}

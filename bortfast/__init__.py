@@ -5,7 +5,6 @@ The compiled module ``bortfast._core`` is private; this package re-exports the p
 
 # Loads the OpenBLAS library that bortfast._core links, so it must come before anything imports _core.
 from bortfast import _openblas  # noqa: F401  # isort: skip
-from bortfast import _compat
 from bortfast._base.version import __version__  # noqa: E402
 from bortfast.data.tasks import compute_metrics, get_task, load_examples
 from bortfast.profile import EncoderKernel, LatencyStats, measure_latency, profile_space
@@ -19,8 +18,6 @@ from bortfast.space import (
     encoder_flops,
     param_counts,
 )
-
-_compat.install()  # old module paths (bortfast.pipeline, bortfast.kernel, ...) import their new homes
 
 # Heavy names (torch / transformers / onnxruntime behind them) load on first use so `import bortfast` stays light.
 # The function `distill` is not re-exported: the name `bortfast.distill` is the submodule.

@@ -1,9 +1,9 @@
 """Architectures and search spaces: the tuple xi = <D, A, H, I> of the Bort paper (de Wynter & Perry 2020, §2).
 
 An :class:`Arch` is one BERT encoder shape; a :class:`SearchSpace` enumerates the valid ones from value lists.
-The exact parameter count and forward FLOPs come from the C++ cost model (``bortfast._core``); the plain-Python
-functions :func:`param_count_reference` and :func:`encoder_flops_reference` are the references the tests and
-benchmarks compare it with.
+The exact parameter count and forward FLOPs come from the C++ cost model (``bortfast._core``); the tests and
+benchmarks compare it with the plain-Python ``param_count_reference`` and ``encoder_flops_reference`` of
+``tests/reference.py``, which compute the formulas below.
 
 Parameter count (BertModel, token-type embeddings, no pooler)::
 
@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bortfast import _core
+from bortfast._base.checks import check_int_type, check_positive, is_int
 
 ModelKind = Literal["encoder", "encoder+pooler", "masked-lm"]
 
@@ -53,12 +54,8 @@ class Arch:
     def __post_init__(self) -> None:
         for name in ("layers", "heads", "hidden", "intermediate", "vocab_size", "max_positions",
                      "type_vocab_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"Arch.{name} must be an int, got {value!r} ({type(value).__name__})")
-            if value <= 0:
-                raise ValueError(f"Arch.{name} must be positive, got {value}")
-            object.__setattr__(self, name, int(value))
+            label = f"Arch.{name}"
+            object.__setattr__(self, name, check_positive(label, check_int_type(label, getattr(self, name))))
         if self.hidden % self.heads != 0:
             raise ValueError(
                 f"Arch hidden={self.hidden} is not divisible by heads={self.heads} "
@@ -177,35 +174,10 @@ def encoder_flops(archs: Sequence[Arch] | np.ndarray, batch: int = 1, seq_len: i
     return _core.encoder_flops(_archs_array(archs), int(batch), int(seq_len))
 
 
-def param_count_reference(
-    layers: int, heads: int, hidden: int, intermediate: int, vocab_size: int = BERT_VOCAB_SIZE,
-    max_positions: int = BERT_MAX_POSITIONS, type_vocab_size: int = BERT_TYPE_VOCAB,
-    kind: ModelKind = "encoder+pooler",
-) -> int:
-    """Plain-Python reference of the parameter count (same formula as the C++ core)."""
-    D, H, I = layers, hidden, intermediate  # noqa: E741
-    p = (vocab_size + max_positions + type_vocab_size) * H + 2 * H + D * (4 * H * H + 2 * H * I + 9 * H + I)
-    if kind == "encoder+pooler":
-        p += H * H + H
-    elif kind == "masked-lm":
-        p += H * H + 3 * H + vocab_size
-    elif kind != "encoder":
-        raise ValueError(f"kind must be 'encoder', 'encoder+pooler' or 'masked-lm', got {kind!r}")
-    return p
-
-
-def encoder_flops_reference(layers: int, heads: int, hidden: int, intermediate: int, batch: int,
-                            seq_len: int) -> int:
-    """Plain-Python reference of the encoder FLOPs (same formula as the C++ core)."""
-    del heads  # the total does not depend on how H is split across heads
-    tokens = batch * seq_len
-    return layers * (2 * tokens * (4 * hidden**2 + 2 * hidden * intermediate) + 4 * tokens * seq_len * hidden)
-
-
 def _unique_sorted(values: Iterable[int], name: str) -> tuple[int, ...]:
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+        if not (is_int(v) and v > 0):
             raise ValueError(f"SearchSpace.{name} must hold positive ints, got {v!r}")
         out.append(int(v))
     if not out:
@@ -323,11 +295,8 @@ def _positive_ints(values: Any, name: str) -> tuple[int, ...]:
         raise TypeError(f"PerLayerArch.{name} must be a sequence of ints, got {values!r}")
     out = []
     for layer, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"PerLayerArch.{name}[{layer}] must be an int, got {v!r} ({type(v).__name__})")
-        if v <= 0:
-            raise ValueError(f"PerLayerArch.{name}[{layer}] must be positive, got {v}")
-        out.append(int(v))
+        label = f"PerLayerArch.{name}[{layer}]"
+        out.append(check_positive(label, check_int_type(label, v)))
     return tuple(out)
 
 
@@ -356,12 +325,8 @@ class PerLayerArch:
 
     def __post_init__(self) -> None:
         for name in ("hidden", "head_dim", "vocab_size", "max_positions", "type_vocab_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"PerLayerArch.{name} must be an int, got {value!r} ({type(value).__name__})")
-            if value <= 0:
-                raise ValueError(f"PerLayerArch.{name} must be positive, got {value}")
-            object.__setattr__(self, name, int(value))
+            label = f"PerLayerArch.{name}"
+            object.__setattr__(self, name, check_positive(label, check_int_type(label, getattr(self, name))))
         object.__setattr__(self, "heads", _positive_ints(self.heads, "heads"))
         object.__setattr__(self, "intermediate", _positive_ints(self.intermediate, "intermediate"))
         if len(self.heads) != len(self.intermediate):

@@ -12,7 +12,8 @@
 // point carries its per-layer option indices. Guarantee: for every budget B >= the cheapest full choice's
 // cost, the frontier point of largest cost <= B has value >= (1 - delta) * OPT(B), OPT(B) the best value of a
 // full choice of cost <= B (up to the floating-point rounding of the sums, relative ~1e-15).
-// bortfast/knapsack.py holds the plain-Python reference, which returns exactly the same frontier.
+// layer_frontier_reference in tests/reference.py is the plain-Python reference; it returns exactly the same
+// frontier.
 #pragma once
 
 #include <cstdint>

@@ -2,8 +2,8 @@
 // ordering by parameters, interval pivots, the W-coefficient, argmax, the exact Pareto front of three
 // minimised objectives and an epsilon-approximate Pareto front on a geometric grid. Plain C++17, no Python:
 // functions over caller-owned arrays (faiss style). Every function validates its input and throws
-// std::invalid_argument with the offending index and value; bortfast/selection.py holds the plain-Python
-// reference of each one.
+// std::invalid_argument with the offending index and value; tests/reference.py holds the plain-Python
+// reference of each one (bortfast/search/selection.py is the Python API).
 #pragma once
 
 #include <cstdint>

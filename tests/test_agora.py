@@ -4,9 +4,18 @@ import numpy as np
 import pytest
 from _tiny import make_tiny_bert, write_keyword_sst2
 
-from bortfast.agora import AgoraConfig, MLMPerturber, Theta, WordPerturber, agora, expand, make_generator, prune
+from bortfast.data.tasks import get_task, load_examples
 from bortfast.finetune import FinetuneConfig, build_model, decide, encode, load_tokenizer, predict, train_model
-from bortfast.tasks import get_task, load_examples
+from bortfast.finetune.agora import (
+    AgoraConfig,
+    MLMPerturber,
+    Theta,
+    WordPerturber,
+    agora,
+    expand,
+    make_generator,
+    prune,
+)
 
 
 @pytest.fixture(scope="module")

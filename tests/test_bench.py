@@ -1,4 +1,4 @@
-"""bortfast.bench: the speed-up harness end to end on tiny models (timings are not asserted here: see
+"""bortfast.apps.bench: the speed-up harness end to end on tiny models (timings are not asserted here: see
 benchmarks/test_cpu_speedup.py)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from _tiny import save_tiny_bert, vocab_tokenizer, write_keyword_sst2
 from transformers import BertForSequenceClassification
 
-from bortfast.bench import SpeedupConfig, read_sentences_tsv, run_speedup
+from bortfast.apps.bench import SpeedupConfig, read_sentences_tsv, run_speedup
 from bortfast.cli import main
 
 

@@ -6,6 +6,7 @@ import torch
 from _tiny import make_tiny_bert, write_keyword_sst2, write_tiny_glue
 from transformers import BertForMultipleChoice, BertForSequenceClassification
 
+from bortfast.data.tasks import load_examples
 from bortfast.finetune import (
     BortForSequenceClassification,
     FinetuneConfig,
@@ -15,7 +16,6 @@ from bortfast.finetune import (
     load_finetuned,
     load_tokenizer,
 )
-from bortfast.tasks import load_examples
 
 FAST = dict(epochs=3, batch_size=8, learning_rate=5e-3, warmup_ratio=0.1, weight_decay=0.0, progress=False,
             max_seq_len=64)
@@ -141,7 +141,7 @@ def test_max_seq_len_is_capped_at_the_model_positions():
     from transformers import BertConfig
 
     from bortfast.finetune import fit_seq_len
-    from bortfast.finetune_config import FinetuneConfig
+    from bortfast.finetune.config import FinetuneConfig
 
     assert fit_seq_len(FinetuneConfig(max_seq_len=128), BertConfig(max_position_embeddings=64)).max_seq_len == 64
     assert fit_seq_len(FinetuneConfig(max_seq_len=32), BertConfig(max_position_embeddings=64)).max_seq_len == 32

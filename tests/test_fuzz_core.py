@@ -8,12 +8,13 @@ import math
 
 import numpy as np
 import pytest
+import reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from reference import encoder_flops_reference, param_count_reference
 
-from bortfast import _core, selection
-from bortfast.space import encoder_flops_reference, param_count_reference
+from bortfast import _core
 
 ALLOWED = (TypeError, ValueError, OverflowError, IndexError)
 
@@ -96,8 +97,9 @@ def test_non_array_inputs_are_type_errors():
 
 
 # --- selection core (csrc/selection.cc) ------------------------------------------------------------------------------
-# Every accepted call must equal the plain-Python reference in bortfast.selection; a float64 C-contiguous array of the
-# right rank that the core rejects must also be rejected by the reference (same contract, never a silent skip).
+# Every accepted call must equal the plain-Python reference in tests/reference.py; a float64 C-contiguous
+# array of the right rank that the core rejects must also be rejected by the reference (same contract, never a
+# silent skip).
 
 FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)
 SMALLISH = st.one_of(st.floats(-4, 4), st.sampled_from([0.0, 1e-300, 1e300, -0.0]), FLOAT)
@@ -151,17 +153,17 @@ def agree(core_call, ref_call, accepted_shape_ok: bool):
 @given(values=vectors())
 def test_stable_order_and_argmax_fuzz(values):
     ok = well_formed(values, 1)
-    out = agree(lambda: _core.stable_order(values), lambda: selection.stable_order_reference(values), ok)
+    out = agree(lambda: _core.stable_order(values), lambda: reference.stable_order_reference(values), ok)
     if out is not None:
         assert out.dtype == np.int64 and sorted(out.tolist()) == list(range(len(values)))
-    agree(lambda: _core.argmax(values), lambda: selection.argmax_reference(values.tolist()), ok)
+    agree(lambda: _core.argmax(values), lambda: reference.argmax_reference(values.tolist()), ok)
 
 
 @FUZZ
 @given(values=vectors(), eps=st.one_of(st.integers(-3, 14), st.sampled_from([2**31, 2**62, -(2**63), 2**64])))
 def test_interval_pivots_fuzz(values, eps):
     ok = well_formed(values, 1) and -(2**63) <= eps < 2**63
-    agree(lambda: _core.interval_pivots(values, eps), lambda: selection.interval_pivots_reference(values, eps), ok)
+    agree(lambda: _core.interval_pivots(values, eps), lambda: reference.interval_pivots_reference(values, eps), ok)
 
 
 @FUZZ
@@ -173,7 +175,7 @@ def test_w_coefficients_fuzz(p, i, e, p_T, i_T, eps_small, same_length):
         p, i, e = (np.abs(a[:n]).copy() for a in (p, i, e))  # mostly valid (non-negative) inputs
     ok = all(well_formed(a, 1) for a in (p, i, e))
     out = agree(lambda: _core.w_coefficients(p, i, e, p_T, i_T, eps_small),
-                lambda: selection.w_coefficients_reference(p.tolist(), i.tolist(), e.tolist(), p_T, i_T, eps_small),
+                lambda: reference.w_coefficients_reference(p.tolist(), i.tolist(), e.tolist(), p_T, i_T, eps_small),
                 ok)
     if out is not None:
         assert out.dtype == np.float64 and np.isfinite(out).all() and (out >= 0).all()
@@ -183,7 +185,7 @@ def test_w_coefficients_fuzz(p, i, e, p_T, i_T, eps_small, same_length):
 @given(points=point_sets())
 def test_pareto_front_fuzz(points):
     ok = well_formed(points, 2) and points.shape[1] == 3
-    out = agree(lambda: _core.pareto_front(points), lambda: selection.pareto_front_reference(points.tolist()), ok)
+    out = agree(lambda: _core.pareto_front(points), lambda: reference.pareto_front_reference(points.tolist()), ok)
     if out is not None and len(points):
         assert len(out) >= 1  # a finite non-empty set always has a non-dominated point
 
@@ -194,7 +196,7 @@ def test_pareto_front_fuzz(points):
 def test_approx_pareto_front_fuzz(points, delta):
     ok = well_formed(points, 2) and points.shape[1] == 3
     agree(lambda: _core.approx_pareto_front(points, delta),
-          lambda: selection.approx_pareto_front_reference(points.tolist(), delta), ok)
+          lambda: reference.approx_pareto_front_reference(points.tolist(), delta), ok)
 
 
 @pytest.mark.parametrize("name", ["stable_order", "argmax", "pareto_front"])

@@ -138,7 +138,7 @@ def test_ten_megabyte_single_line_corpus(tokenizer, tmp_path):
 
 
 def test_tsv_with_bad_bytes_and_nul_names_the_file(tmp_path):
-    from bortfast.tasks import load_examples
+    from bortfast.data.tasks import load_examples
 
     d = tmp_path / "SST-2"
     d.mkdir()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from bortfast import Arch
-from bortfast.kernel import TENSOR_NAMES, EncoderKernel
+from bortfast.profile.kernel import TENSOR_NAMES, EncoderKernel
 
 
 def tiny_config(**overrides) -> BertConfig:

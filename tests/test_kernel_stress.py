@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bortfast import Arch
-from bortfast.kernel import EncoderKernel
+from bortfast.profile.kernel import EncoderKernel
 
 # Under TSan every access is instrumented (5-15x slower): .ci/tsan sets a smaller round count.
 ROUNDS = int(os.environ.get("BORTFAST_STRESS_ROUNDS", "25"))

@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import exact_best, layer_frontier_reference
 
 import bortfast
 from bortfast import _core
-from bortfast.search.knapsack import (
-    Frontier,
-    best_under_budget,
-    exact_best,
-    layer_frontier,
-    layer_frontier_reference,
-)
+from bortfast.search.knapsack import Frontier, best_under_budget, layer_frontier
 
 # Small pools make ties (equal costs, equal values, zero-value "drop" options) common; the wide floats spread the
 # values over many binary exponents, so several DP passes run.

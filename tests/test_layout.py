@@ -1,6 +1,6 @@
 """The package's imports point one way (DESIGN.md §2): a module may import its own layer and the layers below it,
-never one above. ``bortfast.runtime`` stays torch-free, and the module paths from before the layered layout still
-import (as aliases of their new homes)."""
+never one above. ``bortfast.runtime`` stays torch-free; importing the package changes no process-wide import state,
+and the module paths from before the layered layout are gone (no alias hook keeps them alive)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bortfast"
 LAYERS = ("_base", "space", "profile", "search", "data", "distill", "finetune", "export", "runtime", "apps", "cli")
 # Modules outside the layers: the BLAS loader and the compiled core sit at the bottom; the entry point at the top.
 EXTRA = {"_openblas": "_base", "_core": "_base", "__main__": "cli"}
-# The public surface and the alias finder may name anything (they import lazily, on first use).
-EXEMPT = {"bortfast", "bortfast._compat"}
+# The public surface may name anything (it imports lazily, on first use).
+EXEMPT = {"bortfast"}
 # Compatibility re-exports that point up on purpose, each loaded only on first use (importer, imported).
 COMPAT = {("bortfast.search", "bortfast.apps.extract")}
 
@@ -117,21 +117,58 @@ def test_runtime_does_not_import_torch():
     assert proc.stdout.strip() == "", f"bortfast.runtime imported {proc.stdout.strip()}"
 
 
-@pytest.mark.parametrize("old, new", sorted(importlib.import_module("bortfast._compat").MOVED.items()))
-def test_old_module_paths_import_their_new_home(old, new):
-    assert importlib.import_module(old) is importlib.import_module(new)
+# Module paths from before the layered layout (issue 13), served by an import hook until issue 27. A new module
+# may take one of these names only by a deliberate edit here.
+OLD_PATHS = ("bortfast._io", "bortfast.kernel", "bortfast.selection", "bortfast.corpus", "bortfast.tasks",
+             "bortfast.agora", "bortfast.finetune_config", "bortfast.pipeline", "bortfast.bench", "bortfast.space_cli",
+             "bortfast.search_cli", "bortfast.distill_cli", "bortfast.finetune_cli", "bortfast.pipeline_cli",
+             "bortfast.demo_cli")
+
+
+@pytest.mark.parametrize("old", OLD_PATHS)
+def test_old_module_paths_do_not_import(old):
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(old)
+
+
+def test_importing_the_package_leaves_the_import_machinery_alone():
+    """`import bortfast` must not install a finder or a path hook: that is process-wide state."""
+    code = ("import sys\n"
+            "before = (list(sys.meta_path), list(sys.path_hooks))\n"
+            "import bortfast\n"
+            "after = (list(sys.meta_path), list(sys.path_hooks))\n"
+            "print('same' if after == before else f'changed: {before!r} -> {after!r}')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "same", proc.stdout[-2000:]
+
+
+def _reference_functions(code: str) -> list[str]:
+    return [node.name for node in ast.walk(ast.parse(code))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.endswith("_reference")]
+
+
+def test_no_test_oracle_ships_in_the_package():
+    """Plain-Python references of the C++ core are test oracles: they live in tests/reference.py."""
+    found = [f"{_module_name(p)}.{name}" for p in sorted(PACKAGE.rglob("*.py"))
+             for name in _reference_functions(p.read_text(encoding="utf-8"))]
+    assert not found, f"*_reference functions in the package (move them to tests/reference.py): {found}"
+
+
+def test_the_oracle_check_sees_a_reference_function():
+    assert _reference_functions("class A:\n    def argmax_reference(self):\n        pass\n") == ["argmax_reference"]
 
 
 def test_public_names_still_work():
     import bortfast
     import bortfast.search
+    from bortfast.apps.pipeline import RunConfig, run  # noqa: F401
     from bortfast.distill import DistillConfig, distill, short_train_error  # noqa: F401
     from bortfast.finetune import finetune  # noqa: F401
-    from bortfast.pipeline import RunConfig, run  # noqa: F401
 
     assert callable(bortfast.extract) and bortfast.search.extract is bortfast.extract
     assert callable(bortfast.to_onnx) and bortfast.Encoder.__name__ == "Encoder"
-    assert importlib.import_module("bortfast.agora").agora.__module__ == "bortfast.finetune.agora"
+    assert importlib.import_module("bortfast.finetune.agora").agora.__module__ == "bortfast.finetune.agora"
 
 
 MAX_FUNCTION_LINES = 80

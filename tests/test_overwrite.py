@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bortfast import pipeline
-from bortfast._io import clear_own_dir
-from bortfast.pipeline import RunConfig
+from bortfast._base.io import clear_own_dir
+from bortfast.apps import pipeline
+from bortfast.apps.pipeline import RunConfig
 from bortfast.search.runner import _clear_outputs
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bortfast import pipeline
-from bortfast.pipeline import RunConfig, StageError, quality_scores
+from bortfast.apps import pipeline
+from bortfast.apps.pipeline import RunConfig, StageError, quality_scores
 
 REPORT_FILES = ["search.json", "pareto.png", "student/config.json", "student/model.safetensors", "model.onnx",
                 "model.int8.onnx", "speedup.json", "speedup.png", "summary.md", "pipeline.json"]

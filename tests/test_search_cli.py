@@ -1,4 +1,4 @@
-"""`bortfast search` / bortfast.search.extract end to end on a tiny random teacher: outputs, resume after SIGKILL,
+"""`bortfast search` / bortfast.extract end to end on a tiny random teacher: outputs, resume after SIGKILL,
 settings mismatch, torchrun with 2 gloo processes, and bad input."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bortfast.search import SearchResult, extract
+from bortfast.apps.extract import extract
+from bortfast.search import SearchResult
 from bortfast.space import SearchSpace
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")

@@ -8,21 +8,24 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from bortfast import _core, selection
-from bortfast.selection import (
-    approx_pareto_front,
+from reference import (
     approx_pareto_front_reference,
-    argmax,
     argmax_reference,
-    interval_pivots,
     interval_pivots_reference,
-    pareto_front,
     pareto_front_reference,
-    stable_order,
     stable_order_reference,
-    w_coefficients,
     w_coefficients_reference,
+)
+
+from bortfast import _core
+from bortfast.search import selection
+from bortfast.search.selection import (
+    approx_pareto_front,
+    argmax,
+    interval_pivots,
+    pareto_front,
+    stable_order,
+    w_coefficients,
 )
 
 # Small value pools make ties and duplicate points common.

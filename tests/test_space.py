@@ -3,10 +3,10 @@ import random
 import numpy as np
 import pytest
 import torch
+from reference import encoder_flops_reference, param_count_reference
 from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from bortfast import Arch, SearchSpace, encoder_flops, param_counts
-from bortfast.space import encoder_flops_reference, param_count_reference
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -6,7 +6,7 @@ import pytest
 from _tiny import write_tiny_glue
 from scipy.stats import rankdata
 
-from bortfast.tasks import TASKS, compute_metrics, get_task, load_examples, majority_baseline, primary_score
+from bortfast.data.tasks import TASKS, compute_metrics, get_task, load_examples, majority_baseline, primary_score
 
 
 def _write(path, text):

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from bortfast._base.checks import check_int
+
 if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
     import torch
 
@@ -132,8 +134,7 @@ def load_corpus(
     paths = list(paths)
     if not paths:
         raise ValueError("load_corpus needs at least one path")
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 8:
-        raise ValueError(f"seq_len must be an int >= 8, got {seq_len!r}")
+    check_int("seq_len", seq_len, 8)
     if not 0.0 < heldout_fraction < 1.0:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction!r}")
     if errors not in ("replace", "strict"):

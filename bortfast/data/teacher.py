@@ -26,10 +26,6 @@ _WEIGHT_FILES_SAFE = ("model.safetensors", "model.safetensors.index.json")
 _WEIGHT_FILES_PICKLE = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
-class CorpusDecodeWarning(UserWarning):
-    """A corpus file held bytes that are not valid UTF-8; they were replaced by U+FFFD."""
-
-
 # --------------------------------------------------------------------------------------------------------- teacher
 @dataclass(frozen=True, eq=False)
 class Teacher:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from bortfast._base.checks import check_int, is_int
 from bortfast.space import Arch, PerLayerArch, parse_arch
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
@@ -96,21 +97,18 @@ class DistillConfig:
         parse_arch(self.arch)  # validates
         if self.teacher_layers is not None:
             layers = list(self.teacher_layers)
-            if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in layers) or \
+            if any(not is_int(x) or x < 0 for x in layers) or \
                     len(set(layers)) != len(layers) or len(layers) != parse_arch(self.arch).layers:
                 raise ValueError(f"DistillConfig.teacher_layers={self.teacher_layers!r} must name "
                                  f"{parse_arch(self.arch).layers} distinct teacher layers (ints >= 0), one per "
                                  f"student layer of {self.arch!r}")
-            self.teacher_layers = sorted(layers)
+            self.teacher_layers = sorted(int(x) for x in layers)
         for name in ("steps", "batch_size", "seq_len", "keep_last", "eval_batches", "log_every",
                      "heldout_batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "steps" else 1):
-                raise ValueError(f"DistillConfig.{name} must be a positive int, got {v!r}")
+            setattr(self, name, check_int(f"DistillConfig.{name}", getattr(self, name), 0 if name == "steps" else 1,
+                                          "a positive int"))
         for name in ("checkpoint_every", "eval_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"DistillConfig.{name} must be a non-negative int, got {v!r}")
+            setattr(self, name, check_int(f"DistillConfig.{name}", getattr(self, name), 0))
         if not self.lr > 0:
             raise ValueError(f"DistillConfig.lr must be positive, got {self.lr!r}")
         alpha = 0.1 if self.alpha is None else self.alpha
@@ -127,9 +125,7 @@ class DistillConfig:
             raise ValueError(f"DistillConfig.init must be 'inherit' or 'random', got {self.init!r}")
         if self.layers not in ("importance", "even", "first"):
             raise ValueError(f"DistillConfig.layers must be 'importance', 'even' or 'first', got {self.layers!r}")
-        v = self.calibration_blocks
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"DistillConfig.calibration_blocks must be a positive int, got {v!r}")
+        self.calibration_blocks = check_int("DistillConfig.calibration_blocks", self.calibration_blocks)
 
     @property
     def loss_weights(self) -> LossWeights:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bortfast._base.checks import check_int
 from bortfast.space import Arch
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
@@ -48,10 +49,7 @@ def short_train_error(
     given) or at random (``init="random"``, the paper's setting)."""
     import torch
 
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    steps, batch_size = check_int("steps", steps, 0), check_int("batch_size", batch_size)
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
     if corpus.seq_len > teacher.max_seq_len:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bortfast._base.checks import check_int
 from bortfast.space import Arch, PerLayerArch
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
@@ -113,8 +114,7 @@ def teacher_importance(teacher: Teacher, corpus: Corpus, cache_dir: str | os.Pat
     only), cached as ``cache_dir/importance-KEY.npz`` (KEY: teacher, weights, corpus, calibration size)."""
     from bortfast.distill.inherit import importance_cached, importance_key
 
-    if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 1:
-        raise ValueError(f"calibration n_blocks must be a positive int, got {n_blocks!r}")
+    check_int("calibration n_blocks", n_blocks)
     blocks = corpus.train[:n_blocks]
     if len(blocks) == 0:
         raise ValueError("the corpus has no training blocks to calibrate importance on")

@@ -9,6 +9,7 @@ import os
 import random
 from dataclasses import dataclass, field
 
+from bortfast._base.checks import is_int
 from bortfast.space import Arch
 
 
@@ -173,4 +174,4 @@ class TaskDistillConfig:
 
 
 def _positive(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_int(value) and value >= 1

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from bortfast import _core
+from bortfast._base.checks import check_int, check_int_type
 from bortfast.space import Arch, PerLayerArch
 
 TENSOR_NAMES: tuple[str, ...] = tuple(_core.encoder_tensor_names())  # per-layer names, BertLayer order
@@ -40,11 +41,7 @@ def default_threads() -> int:
 def _check_threads(threads: int | None) -> int:
     if threads is None:
         return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
-        raise TypeError(f"threads must be an int or None, got {threads!r} ({type(threads).__name__})")
-    if threads <= 0:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    return int(threads)
+    return check_int("threads", check_int_type("threads", threads, "an int or None"), 1, ">= 1")
 
 
 def _to_float32(value: Any, name: str) -> np.ndarray:
@@ -84,9 +81,7 @@ class EncoderKernel:
         """Random weights (uniform with std 0.02; biases 0, LayerNorm 1/0), deterministic in ``seed``. Fast:
         filled in C++, no torch model is built -- this is what the latency profiler uses."""
         kernel = cls(arch, layer_norm_eps)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        kernel._encoder.init_random(int(seed), 0.02)
+        kernel._encoder.init_random(check_int("seed", seed, 0), 0.02)
         return kernel
 
     @classmethod

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bortfast import _core
+from bortfast._base.checks import check_int, check_int_type, check_positive
 from bortfast._base.io import file_lock, write_json
 from bortfast._base.version import __version__
 from bortfast.profile.kernel import EncoderKernel, _check_threads
@@ -64,19 +65,11 @@ def cpu_model() -> str:
 
 
 def _check_positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
+    return check_positive(name, check_int_type(name, value))
 
 
 def _check_non_negative(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
+    return check_int(name, check_int_type(name, value), 0, ">= 0")
 
 
 def _time_kernel(kernel: EncoderKernel, batch: int, seq_len: int, threads: int, repeats: int,

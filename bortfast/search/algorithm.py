@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from bortfast._base.checks import check_int_type
 from bortfast._base.io import write_json
 from bortfast.search import selection
 from bortfast.search.config import ErrorFn
@@ -206,8 +207,7 @@ def _check_inputs(archs: list[Arch], params: Sequence[float] | np.ndarray, laten
     n = len(archs)
     if n == 0:
         raise ValueError("the search space is empty")
-    if isinstance(eps, bool) or not isinstance(eps, (int, np.integer)):
-        raise TypeError(f"eps must be an int, got {eps!r}")
+    check_int_type("eps", eps)
     if not 1 <= eps <= n:
         raise ValueError(f"eps must be in [1, |Xi| = {n}], got {eps}")
     thetas = [dict(t) for t in thetas]

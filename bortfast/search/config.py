@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bortfast._base.checks import check_int
 from bortfast.space import Arch, ModelKind, PerLayerArch
 
 LatencyProxy = Literal["kernel", "flops"]
@@ -60,12 +61,8 @@ class SearchConfig:
                                  f"got {v!r}")
         for name in ("eps", "steps", "batch", "seq_len", "train_batch_size", "heldout_batch_size",
                      "calibration_blocks"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-        if isinstance(self.per_layer_points, bool) or not isinstance(self.per_layer_points, int) \
-                or self.per_layer_points < 1:
-            raise ValueError(f"per_layer_points must be an int >= 1, got {self.per_layer_points!r}")
+            check_int(name, getattr(self, name), 1, "an int >= 1")
+        check_int("per_layer_points", self.per_layer_points, 1, "an int >= 1")
         if not (isinstance(self.per_layer_delta, float) and 0 < self.per_layer_delta < 1):
             raise ValueError(f"per_layer_delta must be in (0, 1), got {self.per_layer_delta!r}")
         object.__setattr__(self, "per_layer_hidden", tuple(int(h) for h in self.per_layer_hidden))

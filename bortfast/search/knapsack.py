@@ -23,15 +23,13 @@ Papadimitriou & Yannakakis' approximate Pareto sets):
 
 A pass has at most 1 + 2L²/δ levels, so the time is O(P·L·K·L²/δ) with P ≤ min(#options, ~2100) passes (the
 distinct binary exponents of the values; a handful in practice). :func:`layer_frontier` runs the C++ core
-(``bortfast._core.layer_frontier``, GIL released); :func:`layer_frontier_reference` is the same algorithm in
-plain Python and returns exactly the same frontier; :func:`exact_best` is brute force, for tests.
+(``bortfast._core.layer_frontier``, GIL released); ``layer_frontier_reference`` in ``tests/reference.py`` is the
+same algorithm in plain Python and returns exactly the same frontier, and ``exact_best`` there is brute force.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +37,7 @@ import numpy as np
 
 from bortfast import _core
 
-__all__ = ["Frontier", "best_under_budget", "exact_best", "layer_frontier", "layer_frontier_reference"]
+__all__ = ["Frontier", "best_under_budget", "layer_frontier"]
 
 # Same limits as csrc/knapsack.{h,cc}.
 MAX_TABLE_ENTRIES = 1 << 26
@@ -119,151 +117,3 @@ def best_under_budget(frontier: Frontier, budget: float) -> int:
         cheapest = float(frontier.cost[0]) if len(frontier) else float("nan")
         raise ValueError(f"budget={budget!r} is below the cheapest full choice, which costs {cheapest!r}")
     return int(np.searchsorted(frontier.cost, budget, side="right")) - 1
-
-
-# --- plain-Python reference and brute force ----------------------------------------------------------------------
-
-
-def _validate_reference(cost_menus: list[list[float]], value_menus: list[list[float]], delta: float) -> None:
-    if not (math.isfinite(delta) and 0.0 < delta < 1.0):
-        raise ValueError(f"delta must be in (0, 1), got {delta!r}")
-    if not cost_menus:
-        raise ValueError("costs must describe at least one layer, got 0 menus")
-    cost_sum = value_sum = 0.0
-    for layer, (cs, vs) in enumerate(zip(cost_menus, value_menus)):
-        if not cs:
-            raise ValueError(f"layer {layer} has an empty menu; every layer needs at least one option")
-        for k, (c, v) in enumerate(zip(cs, vs)):
-            if not (math.isfinite(c) and c >= 0.0):
-                raise ValueError(f"costs (layer {layer}, option {k}) must be finite and >= 0, got {c!r}")
-            if not (math.isfinite(v) and v >= 0.0):
-                raise ValueError(f"values (layer {layer}, option {k}) must be finite and >= 0, got {v!r}")
-            if 0.0 < v < MIN_POSITIVE_VALUE:
-                raise ValueError(f"values (layer {layer}, option {k}) must be 0 or >= 1e-280, got {v!r}")
-        cost_sum += max(cs)
-        value_sum += max(vs)
-    if not math.isfinite(cost_sum):
-        raise ValueError("the costs of a full choice overflow a double")
-    if not math.isfinite(value_sum):
-        raise ValueError("the values of a full choice overflow a double")
-
-
-def _undominated(cs: list[float], vs: list[float]) -> list[int]:
-    """Menu indices of a layer's undominated options, in menu order (see the module docstring, step 1)."""
-    kept, best = [], -1.0
-    for k in sorted(range(len(cs)), key=lambda k: (cs[k], -vs[k], k)):
-        if vs[k] > best:
-            kept.append(k)
-            best = vs[k]
-    return sorted(kept)
-
-
-def _non_dominated(points: list[tuple[float, float, list[int]]]) -> list[tuple[float, float, list[int]]]:
-    """Stable sort by (cost ascending, value descending); keep each point worth more than all before it."""
-    kept: list[tuple[float, float, list[int]]] = []
-    for p in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not kept or p[1] > kept[-1][1]:
-            kept.append(p)
-    return kept
-
-
-def _run_pass(cost_menus, value_menus, options: list[list[int]], level: list[dict[int, int]]):
-    """Least cost of every rounded total level, layer by layer; the non-dominated points, walked back."""
-    inf = math.inf
-    prev_cost, prev_value = [0.0], [0.0]
-    choice: list[list[int]] = []
-    for layer, menu in enumerate(options):
-        reach = len(prev_cost)
-        width = reach + max(level[layer][k] for k in menu)
-        cost, value, ch = [inf] * width, [0.0] * width, [-1] * width
-        for k in menu:  # menu order, strict '<': ties go to the lowest index
-            s, c, v = level[layer][k], cost_menus[layer][k], value_menus[layer][k]
-            for r in range(reach):
-                cand = prev_cost[r] + c
-                if cand < cost[r + s]:
-                    cost[r + s] = cand
-                    value[r + s] = prev_value[r] + v
-                    ch[r + s] = k
-        choice.append(ch)
-        prev_cost, prev_value = cost, value
-    reached = [(prev_cost[r], prev_value[r], r) for r in range(len(prev_cost)) if prev_cost[r] < inf]
-    points = []
-    for c, v, r in sorted(reached, key=lambda p: (p[0], -p[1])):
-        if points and not v > points[-1][1]:
-            continue
-        picks = [0] * len(options)
-        for layer in reversed(range(len(options))):
-            picks[layer] = choice[layer][r]
-            r -= level[layer][picks[layer]]
-        points.append((c, v, picks))
-    return points
-
-
-def layer_frontier_reference(costs: Any, values: Any, delta: float) -> Frontier:
-    """Plain-Python reference of :func:`layer_frontier`: the same algorithm, exactly the same frontier."""
-    delta = _check_delta(delta)
-    cost_arrays, value_arrays = _menus(costs, values)
-    cost_menus = [c.tolist() for c in cost_arrays]
-    value_menus = [v.tolist() for v in value_arrays]
-    _validate_reference(cost_menus, value_menus, delta)
-    n_layers = len(cost_menus)
-    menus = [_undominated(cs, vs) for cs, vs in zip(cost_menus, value_menus)]
-
-    cheapest_cost = cheapest_value = 0.0
-    cheapest = []
-    for layer, menu in enumerate(menus):
-        cs, vs = cost_menus[layer], value_menus[layer]
-        best = menu[0]
-        for k in menu:
-            if cs[k] < cs[best] or (cs[k] == cs[best] and vs[k] > vs[best]):
-                best = k
-        cheapest_cost += cs[best]
-        cheapest_value += vs[best]
-        cheapest.append(best)
-    candidates = [(cheapest_cost, cheapest_value, cheapest)]
-
-    exponents = sorted({math.frexp(value_menus[layer][k])[1] - 1
-                        for layer, menu in enumerate(menus) for k in menu if value_menus[layer][k] > 0.0})
-    passes = []
-    for t in exponents:
-        cap = math.ldexp(1.0, t + 1)
-        unit = math.ldexp(delta, t) / n_layers
-        options = [[k for k in menu if value_menus[layer][k] < cap] for layer, menu in enumerate(menus)]
-        if not all(options):
-            continue
-        level_max = [max(math.floor(value_menus[layer][k] / unit) for k in ks) for layer, ks in enumerate(options)]
-        levels = 1 + sum(level_max)
-        if levels * n_layers > MAX_TABLE_ENTRIES:
-            raise ValueError(f"delta={delta!r} is too small for {n_layers} layers: a DP pass would need {levels} "
-                             f"value levels x {n_layers} layers, more than {MAX_TABLE_ENTRIES} table entries")
-        level = [{k: math.floor(value_menus[layer][k] / unit) for k in ks} for layer, ks in enumerate(options)]
-        passes.append((options, level))
-    for options, level in passes:
-        candidates.extend(_run_pass(cost_menus, value_menus, options, level))
-
-    front = _non_dominated(candidates)
-    return Frontier(
-        cost=np.array([p[0] for p in front], dtype=np.float64),
-        value=np.array([p[1] for p in front], dtype=np.float64),
-        choice=np.array([p[2] for p in front], dtype=np.int64).reshape(len(front), n_layers),
-        delta=delta,
-    )
-
-
-def exact_best(costs: Sequence[Sequence[float]], values: Sequence[Sequence[float]],
-               budget: float) -> tuple[float, tuple[int, ...]]:
-    """Brute force over every full choice: (best value, its per-layer choice) at cost ≤ ``budget``.
-
-    Costs and values are summed in layer order, as the DP does. Exponential in the layers: for tests.
-    """
-    best: tuple[float, tuple[int, ...]] | None = None
-    for picks in itertools.product(*[range(len(menu)) for menu in costs]):
-        cost = value = 0.0
-        for layer, k in enumerate(picks):
-            cost += float(costs[layer][k])
-            value += float(values[layer][k])
-        if cost <= budget and (best is None or value > best[0]):
-            best = (value, picks)
-    if best is None:
-        raise ValueError(f"budget={budget!r} is below the cheapest full choice")
-    return best

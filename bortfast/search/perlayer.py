@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from bortfast._base.checks import check_int
 from bortfast.search.knapsack import Frontier, layer_frontier
 from bortfast.space import PerLayerArch, per_layer_flops, per_layer_params
 
@@ -149,8 +150,7 @@ def frontier_archs(frontier: Frontier, menu: LayerMenu, *, hidden: int, head_dim
 
 def thin(candidates: Sequence[PerLayerCandidate], points: int) -> list[PerLayerCandidate]:
     """At most ``points`` of ``candidates`` (cost order), evenly spaced along the frontier, both ends kept."""
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise ValueError(f"points must be a positive int, got {points!r}")
+    check_int("points", points)
     if len(candidates) <= points:
         return list(candidates)
     keep = np.unique(np.linspace(0, len(candidates) - 1, points).round().astype(np.int64))
