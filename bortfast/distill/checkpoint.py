@@ -69,8 +69,10 @@ def _set_rng_state(state: dict) -> None:
 
 def _save_model_dir(module: Any, teacher: Teacher, directory: Path) -> None:
     from bortfast.distill.inherit import write_sentence_transformers_files
+    from bortfast.models import ship_model_code
 
     module.student.save_pretrained(directory)
+    ship_model_code(directory)  # a per-layer student carries its model class (auto_map): AutoModel loads it
     teacher.tokenizer.save_pretrained(directory)
     write_sentence_transformers_files(teacher.name, directory, module.student.config.hidden_size)
     if module.projection is not None:
