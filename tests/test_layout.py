@@ -15,7 +15,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "bortfast"
 
 # Bottom to top. `search` must not reach `data`/`distill`: ê comes in as a function (apps/extract wires it).
-LAYERS = ("_base", "space", "profile", "search", "data", "distill", "finetune", "export", "runtime", "apps", "cli")
+# `models` holds the model code that travels with students (torch and transformers only; nothing of bortfast).
+LAYERS = ("_base", "space", "models", "profile", "search", "data", "distill", "finetune", "export", "runtime", "apps",
+          "cli")
 # Modules outside the layers: the BLAS loader and the compiled core sit at the bottom; the entry point at the top.
 EXTRA = {"_openblas": "_base", "_core": "_base", "__main__": "cli"}
 # The public surface may name anything (it imports lazily, on first use).

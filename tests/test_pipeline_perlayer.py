@@ -74,6 +74,13 @@ def test_run_per_layer_end_to_end(per_layer_run, capsys):
     student = load_student(out / "student")
     assert PerLayerArch.from_config(student.config) == arch
     assert type(student).__name__ == "BertForMaskedLM"
+    # The delivered student and the exported encoder load outside bortfast too (tests/test_perlayer_remote.py).
+    from transformers import AutoModel
+
+    from bortfast.models import MODELING_FILE
+    for directory in (out / "student", out / "work" / "student_encoder"):
+        assert (directory / MODELING_FILE.name).read_bytes() == MODELING_FILE.read_bytes(), directory
+        assert type(AutoModel.from_pretrained(directory, trust_remote_code=True)).__name__ == "BortfastPerLayerModel"
     for name in ("model.onnx", "model.int8.onnx", "speedup.json", "summary.md", "quality.png"):
         assert (out / name).is_file(), name
     speedup = json.loads((out / "speedup.json").read_text())

@@ -40,6 +40,7 @@ class OrtSpeedCheck:
         from bortfast._base.io import atomic_dir
         from bortfast.distill.perlayer import build_per_layer_model
         from bortfast.export.onnx import to_onnx
+        from bortfast.models import ship_model_code
 
         name = _file_name(arch)
         path = self.work / f"{name}.onnx"
@@ -53,6 +54,7 @@ class OrtSpeedCheck:
                     torch.manual_seed(self.seed)
                     model = BertModel(arch.to_bert_config(), add_pooling_layer=False)
                 model.save_pretrained(tmp)
+                ship_model_code(tmp)
             to_onnx(model_dir, path, check_parity=False, embed_tokenizer=False)
         return path
 

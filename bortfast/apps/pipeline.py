@@ -421,8 +421,11 @@ def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 
 def _save_encoder(model: Any, tokenizer: Any, path: Path) -> None:
+    from bortfast.models import ship_model_code
+
     with atomic_dir(path) as tmp:
         model.save_pretrained(tmp)
+        ship_model_code(tmp)
         tokenizer.save_pretrained(tmp)
 
 

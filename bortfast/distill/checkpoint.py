@@ -71,8 +71,10 @@ def _save_model_dir(module: Any, teacher: Teacher, directory: Path, *, encoder_o
     """The student (with its MLM head, or with ``encoder_only`` its encoder alone: a ``BertModel``), the teacher's
     tokenizer, the sentence-transformers modules of a sentence-transformers teacher and the projection."""
     from bortfast.distill.inherit import write_sentence_transformers_files
+    from bortfast.models import ship_model_code
 
     (module.student.bert if encoder_only else module.student).save_pretrained(directory)
+    ship_model_code(directory)  # a per-layer student carries its model class (auto_map): AutoModel loads it
     teacher.tokenizer.save_pretrained(directory)
     write_sentence_transformers_files(teacher.name, directory, module.student.config.hidden_size)
     if module.projection is not None:

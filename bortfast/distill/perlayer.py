@@ -1,15 +1,18 @@
 """Students whose layers differ in width (:class:`bortfast.space.PerLayerArch`): building, inheriting, loading.
 
 A per-layer student is a plain ``transformers`` BERT model whose layer l has its Q/K/V/O projections cut to
-``heads[l]·head_dim`` features and its FFN to ``intermediate[l]`` neurons. transformers' BertSelfAttention reshapes
-to ``(-1, head_dim)`` heads, so the stock forward runs such layers unchanged; only the module shapes differ.
+``heads[l]·head_dim`` features and its FFN to ``intermediate[l]`` neurons, and whose attention reshapes to its own
+head count. The shapes and that attention live in one file, :mod:`bortfast.models.modeling_bortfast_perlayer`
+(``narrow_layers``), which bortfast imports from its package and also copies into every per-layer student directory
+it writes (:func:`bortfast.models.ship_model_code`), so ``AutoModel.from_pretrained(dir, trust_remote_code=True)``
+builds the same model elsewhere.
 
 Why a loader. transformers 5.x dropped ``pruned_heads`` / ``prune_heads`` from BertConfig and BERT (the 5.24
-``modeling_bert`` has neither), and no BertConfig field sets an FFN width per layer, so ``from_pretrained`` cannot
-rebuild these shapes: it refuses the checkpoint with a size-mismatch error rather than loading it wrongly.
-:func:`load_student` is the one loader: it reads ``config.json`` (``bortfast_per_layer``: heads and FFN width per
-layer), builds the model at those shapes and loads ``model.safetensors`` strictly. A uniform checkpoint goes
-straight to ``from_pretrained``.
+``modeling_bert`` has neither), and no BertConfig field sets an FFN width per layer, so stock ``from_pretrained``
+cannot rebuild these shapes: it refuses the checkpoint with a size-mismatch error rather than loading it wrongly.
+:func:`load_student` is bortfast's loader: it reads ``config.json`` (``bortfast_per_layer``: heads and FFN width per
+layer), builds the model at those shapes with the package's code (never the directory's copy of it) and loads
+``model.safetensors`` strictly. A uniform checkpoint goes straight to ``from_pretrained``.
 
 Inheritance (:func:`inherit_per_layer`) uses :mod:`bortfast.distill.inherit`'s importance: the most important
 hidden channels (shared), and per kept teacher layer its ``heads[l]`` most important whole heads and its
@@ -19,7 +22,6 @@ same way).
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,65 +40,16 @@ def is_per_layer(config: Any) -> bool:
     return get(PER_LAYER_KEY) is not None
 
 
-@functools.cache  # one class for every model (a class made per call would differ between two students)
-def _explicit_heads_class() -> type:
-    """BertSelfAttention that reshapes to its own head count, ``(B, L, heads, head_dim)``, instead of
-    transformers' ``(B, L, -1, head_dim)``: the same numbers, but ONNX Runtime's attention fusion reads the head
-    count of each layer off that reshape (with -1 it can only assume the config's, wrong for a narrowed layer, and
-    leaves attention unfused)."""
-    from transformers.models.bert.modeling_bert import (
-        ALL_ATTENTION_FUNCTIONS,
-        BertSelfAttention,
-        eager_attention_forward,
-    )
-
-    class PerLayerSelfAttention(BertSelfAttention):
-        def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                    encoder_hidden_states: Any = None, cache: Any = None, **kwargs: Any) -> tuple[torch.Tensor, Any]:
-            if encoder_hidden_states is not None or cache is not None:
-                raise ValueError("per-layer students are bidirectional encoders: no cross-attention, no cache")
-            shape = (*hidden_states.shape[:-1], self.num_attention_heads, self.attention_head_size)
-            q = self.query(hidden_states).view(shape).transpose(1, 2)  # (B, a, L, d)
-            k = self.key(hidden_states).view(shape).transpose(1, 2)
-            v = self.value(hidden_states).view(shape).transpose(1, 2)
-            attend = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
-            out, weights = attend(self, q, k, v, attention_mask, dropout=self.dropout.p if self.training else 0.0,
-                                  scaling=self.scaling, **kwargs)
-            return out.reshape(*hidden_states.shape[:-1], -1).contiguous(), weights  # (B, L, a·d)
-
-    return PerLayerSelfAttention
-
-
-def _resize_layers(model: Any, arch: PerLayerArch, std: float) -> None:
-    """Replace each layer's projections by Linears of its own widths (fresh weights, normal(0, std))."""
-    from torch import nn
-
-    from bortfast.distill.inherit import bert_encoder
-
-    H, explicit_heads = arch.hidden, _explicit_heads_class()
-    for layer, a, w, i in zip(bert_encoder(model).encoder.layer, arch.heads, arch.attention_widths,
-                              arch.intermediate):
-        att = layer.attention
-        att.self.query, att.self.key, att.self.value = nn.Linear(H, w), nn.Linear(H, w), nn.Linear(H, w)
-        att.self.num_attention_heads, att.self.all_head_size = a, w
-        att.self.__class__ = explicit_heads
-        att.output.dense = nn.Linear(w, H)
-        layer.intermediate.dense = nn.Linear(H, i)
-        layer.output.dense = nn.Linear(i, H)
-        for lin in (att.self.query, att.self.key, att.self.value, att.output.dense, layer.intermediate.dense,
-                    layer.output.dense):
-            nn.init.normal_(lin.weight, std=std)
-            nn.init.zeros_(lin.bias)
-
-
 def build_per_layer_model(config: Any, model_class: str = "BertForMaskedLM", *, seed: int = 0,
                           **model_kwargs: Any) -> Any:
     """A freshly initialised ``model_class`` of the per-layer shape ``config`` records (``bortfast_per_layer``),
     seeded from ``seed`` with the global torch RNG left untouched."""
     import transformers
 
-    arch = PerLayerArch.from_config(config)
-    if arch is None:
+    from bortfast.distill.inherit import bert_encoder
+    from bortfast.models.modeling_bortfast_perlayer import narrow_layers  # the package's file, not a directory's
+
+    if PerLayerArch.from_config(config) is None:  # also validates the widths
         raise ValueError(f"config has no {PER_LAYER_KEY}: build a uniform model with transformers directly")
     cls = getattr(transformers, model_class, None)
     if cls is None or not model_class.startswith("Bert"):
@@ -104,7 +57,7 @@ def build_per_layer_model(config: Any, model_class: str = "BertForMaskedLM", *, 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = cls(config, **model_kwargs)
-        _resize_layers(model, arch, getattr(config, "initializer_range", 0.02))
+        narrow_layers(bert_encoder(model), config)
     return model
 
 

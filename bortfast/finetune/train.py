@@ -59,6 +59,7 @@ from bortfast.data.tasks import (
     primary_score,
 )
 from bortfast.finetune.config import FinetuneConfig
+from bortfast.models import ship_model_code
 
 log = logging.getLogger(__name__)
 
@@ -430,6 +431,7 @@ def save_checkpoint(model: nn.Module, tokenizer: PreTrainedTokenizerBase, path: 
     so ``path`` always holds one complete checkpoint."""
     with atomic_dir(path) as tmp, _silence_load_report():
         model.save_pretrained(tmp, safe_serialization=True)
+        ship_model_code(tmp)  # a per-layer model carries its model class (auto_map)
         tokenizer.save_pretrained(tmp)
 
 
