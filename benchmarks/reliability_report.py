@@ -1,13 +1,13 @@
-"""Regenerate RELIABILITY.md from a real run of the reliability tests (issue 9).
+"""Regenerate docs/reliability.md from a real run of the reliability tests (issue 9).
 
 Runs the fuzz / hostile-input / crash-safety test files with pytest (``--junitxml`` for per-test outcomes and times,
 ``--hypothesis-show-statistics`` for the number of generated examples), optionally the sanitizer run ``.ci/asan``,
-and writes RELIABILITY.md atomically: one row per test (input or fault tried -> outcome, examples), the totals, and
+and writes docs/reliability.md atomically: one row per test (input or fault tried -> outcome, examples), the totals, and
 the counts that matter: crashes (a test process killed by a signal) and lost work (a failed kill/resume test).
 
 Run from the repository root (the installed package is tested; shared data only for tests that ask for it):
 
-    BORTFAST_SHARED_DATA=/work/shared/data python benchmarks/reliability_report.py [--asan] [--out RELIABILITY.md]
+    BORTFAST_SHARED_DATA=/work/shared/data python benchmarks/reliability_report.py [--asan] [--out docs/reliability.md]
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def render(rows: list[dict], examples: dict[str, int], rc: int, wall: float, asa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "RELIABILITY.md")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "reliability.md")
     parser.add_argument("--asan", action="store_true", help="also run bash .ci/asan and record its result")
     parser.add_argument("files", nargs="*", default=[f for f in FILES if (REPO / f).is_file()])
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ The pool clamps its threads to the number of tasks of each parallel region, so w
 number of participating workers changes from region to region (attention has B*A tasks, the GEMMs a few column
 or row blocks); more threads than cores makes workers late. Every result is compared with a single-thread
 forward of the same input (the same task split gives bit-identical output, another split agrees to float
-rounding). `bash .ci/tsan` runs this file under ThreadSanitizer (issue 16; RELIABILITY.md).
+rounding). `bash .ci/tsan` runs this file under ThreadSanitizer (issue 16; docs/reliability.md).
 """
 
 from __future__ import annotations
