@@ -22,8 +22,6 @@ LAYERS = ("_base", "space", "models", "profile", "search", "data", "distill", "f
 EXTRA = {"_openblas": "_base", "_core": "_base", "__main__": "cli"}
 # The public surface may name anything (it imports lazily, on first use).
 EXEMPT = {"bortfast"}
-# Compatibility re-exports that point up on purpose, each loaded only on first use (importer, imported).
-COMPAT = {("bortfast.search", "bortfast.apps.extract")}
 
 
 def _module_name(path: Path) -> str:
@@ -85,8 +83,6 @@ def test_imports_point_only_downward():
             if imported == "bortfast":  # the public surface imports every layer: only the CLI stands above it
                 if _layer(importer) != LAYERS.index("cli"):
                         upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports the package root")
-                continue
-            if (importer, imported) in COMPAT:
                 continue
             if _layer(imported) is not None and _layer(imported) > _layer(importer):
                 upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({LAYERS[_layer(importer)]}) imports "
@@ -168,7 +164,7 @@ def test_public_names_still_work():
     from bortfast.distill import DistillConfig, distill, short_train_error  # noqa: F401
     from bortfast.finetune import finetune  # noqa: F401
 
-    assert callable(bortfast.extract) and bortfast.search.extract is bortfast.extract
+    assert callable(bortfast.extract) and not hasattr(bortfast.search, "extract")
     assert callable(bortfast.to_onnx) and bortfast.Encoder.__name__ == "Encoder"
     assert importlib.import_module("bortfast.finetune.agora").agora.__module__ == "bortfast.finetune.agora"
 

@@ -345,7 +345,7 @@ def _tail_lines(paths: list[str], n: int) -> list[str]:
 
 
 def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
-    from bortfast.search import extract
+    from bortfast.apps.extract import extract
 
     search_dir = out / "search"
     # SearchStage's fields are SearchConfig's, except the three that are no SearchConfig field

@@ -11,17 +11,7 @@ from bortfast.search.journal import ERROR_SETTINGS, JOURNAL_NAME, Journal
 from bortfast.search.report import PLOT_NAME, RESULT_NAME, format_top, plot_pareto, write_outputs
 from bortfast.search.runner import latencies, run_search
 
-
-def __getattr__(name: str):
-    # `bortfast.search.extract` predates the layered layout; it lives one layer up, so it loads on first use.
-    if name == "extract":
-        from bortfast.apps.extract import extract  # layout: compat re-export
-
-        return extract
-    raise AttributeError(f"module 'bortfast.search' has no attribute {name!r}")
-
-
 __all__ = ["Candidate", "ERROR_SETTINGS", "ErrorFn", "JOURNAL_NAME", "Journal", "LatencyProxy", "PLOT_NAME",
-           "RESULT_NAME", "SearchConfig", "SearchResult", "Trial", "extract", "format_top", "latencies",
+           "RESULT_NAME", "SearchConfig", "SearchResult", "Trial", "format_top", "latencies",
            "pivot_indices", "plot_pareto", "choose_for_user", "error_param_spearman", "run_algorithm1", "run_search",
            "write_outputs"]
