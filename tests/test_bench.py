@@ -52,9 +52,10 @@ def test_run_speedup_on_tiny_student_and_teacher(dirs, tmp_path):
     assert [r["sentences"] for r in saved["e2e"]] == [40, 40, 40]
     fp32_preds, int8_preds = saved["e2e"][1]["predictions"], saved["e2e"][2]["predictions"]
     assert len(fp32_preds) == 40 and sum(a == b for a, b in zip(fp32_preds, int8_preds)) >= 36
-    assert set(saved["targets"]) == {"int8_vs_torch_base_b1", "int8_vs_torch_large_b1", "fp32_vs_torch_base_b1",
-                                     "same_engine_vs_flop_ratio"}
-    assert saved["targets"]["int8_vs_torch_large_b1"]["measured"] is None
+    # the user's own teacher: the baseline is named for it and the paper's BERT-base targets are not verdicts on it
+    assert saved["baseline_key"] == "torch_teacher" and saved["targets"] == {}
+    assert "student_int8_vs_torch_teacher_b1" in saved["speedups"]
+    assert saved["compared"] == "the models' own heads"  # two sequence classifiers: what each deploys
     assert result["speedups"].keys() == saved["speedups"].keys()
 
 
@@ -63,7 +64,7 @@ def test_bench_cli_and_bad_input(dirs, tmp_path, capsys):
                  str(dirs["teacher"]), "--no-large", "--batch-sizes", "1", "--seq-len", "8", "--threads", "1",
                  "--rounds", "1", "--min-samples", "2"]) == 0
     out = capsys.readouterr().out
-    assert "same engine b1" in out and "target fp32_vs_torch_base_b1" in out
+    assert "same engine b1" in out and "the paper's targets do not apply" in out and "MISSED" not in out
     assert json.loads((tmp_path / "speedup.json").read_text())["e2e"] == []
     assert main(["bench", "--out", str(tmp_path), "--batch-sizes", "1,x"]) == 2
     assert "--batch-sizes must be comma-separated ints" in capsys.readouterr().err
@@ -75,3 +76,18 @@ def test_bench_cli_and_bad_input(dirs, tmp_path, capsys):
     bad.write_text("text\tlabel\nhello\t1\n")
     with pytest.raises(ValueError, match="no 'sentence' column"):
         read_sentences_tsv(bad)
+
+
+def test_paper_targets_apply_only_to_a_bert_base_baseline(tmp_path):
+    from bortfast.apps.bench import BERT_BASE, BORT, Models
+    from bortfast.space import Arch
+
+    def models(teacher: Arch, label: str) -> Models:
+        return Models(student_dir=tmp_path, teacher_dir=tmp_path, student_arch=BORT, teacher_arch=teacher,
+                      base_label=label, large_dir=None, large_arch=None)
+
+    assert models(BERT_BASE, "BERT-base").paper_baseline and models(BERT_BASE, "BERT-base").baseline_key == \
+        "torch_base"
+    assert models(BERT_BASE, "teacher").paper_baseline  # the user's own BERT-base: the paper's claim is about it
+    assert not models(Arch(6, 12, 384, 1536), "teacher").paper_baseline
+    assert models(Arch(6, 12, 384, 1536), "teacher").baseline_key == "torch_teacher"

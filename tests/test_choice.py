@@ -80,12 +80,15 @@ def test_pipeline_checks_a_latency_budget_and_with_flops_only_the_speedup_floor(
     def cfg(**kw):
         return RunConfig(teacher=str(tiny_hidden_teacher_dir), out_dir=str(tmp_path / "run"), **kw)
 
-    assert _engine_check(cfg(), tmp_path) is None  # W's argmax: nothing to check
-    assert _engine_check(cfg(max_latency=1e6, latency="flops"), tmp_path) is None  # FLOPs: no ms to compare
+    assert _engine_check(cfg(by_w=True), tmp_path) is None  # W's argmax: nothing to check
+    default = _engine_check(cfg(), tmp_path)  # the default: >= 5x by FLOPs, checked in ONNX Runtime
+    assert isinstance(default, OrtSpeedCheck) and default.check_latency is False
+    # FLOPs with only a FLOPs budget: no ms to compare
+    assert _engine_check(cfg(max_latency=1e6, min_speedup=None, latency="flops"), tmp_path) is None
     by_flops = _engine_check(cfg(min_speedup=2.0, latency="flops"), tmp_path)
     assert isinstance(by_flops, OrtSpeedCheck) and by_flops.check_latency is False
     assert _engine_check(cfg(min_speedup=2.0, engine_check=False), tmp_path) is None
-    check = _engine_check(cfg(min_speedup=2.0), tmp_path)
+    check = _engine_check(cfg(min_speedup=2.0, latency="kernel"), tmp_path)
     assert isinstance(check, OrtSpeedCheck) and check.teacher_arch.hidden == 48 and check.check_latency is True
 
 

@@ -77,22 +77,23 @@ def test_run_config_flat_keywords_build_the_stage_configs():
         RunConfig(teacher="t", out_dir="o", distill_steps=-1)
 
 
-# RunConfig.identity() of the default settings before RunConfig held stage configs (dc94eef): pipeline.json's
-# "config", so a run directory made by the old code resumes with the new one.
-OLD_DEFAULT_IDENTITY = {
-    "teacher": "t", "corpus": [], "space": "below-teacher", "eps": 16, "steps": 10, "lrs": [0.001],
-    "latency": "kernel", "seq_len": 128, "distill_seq_len": None, "search_batch_size": 8, "max_blocks": 2000,
+# RunConfig.identity() of the default settings: pipeline.json's "config" (the flat form, as since dc94eef). The
+# defaults changed on purpose in issue 26 (item 9): FLOPs as î, a 5x speed budget (--by-w: W's argmax), short
+# trainings at 1e-4, fine-tuning on all of train for 3 epochs chosen on a held-out tenth of it.
+DEFAULT_IDENTITY = {
+    "teacher": "t", "corpus": [], "space": "below-teacher", "eps": 16, "steps": 10, "lrs": [0.0001],
+    "latency": "flops", "seq_len": 128, "distill_seq_len": None, "search_batch_size": 8, "max_blocks": 2000,
     "distill_steps": 300, "distill_batch_size": 16, "distill_lr": 0.0005, "task": None, "task_data": None,
-    "finetune_epochs": 1, "finetune_max_train": 2000, "finetune_lr": 0.0001, "bench_rounds": 5,
-    "bench_sentences": 256, "threads": 2, "seed": 0, "init": "inherit", "max_latency": None, "min_speedup": None,
-    "max_error": None, "engine_check": True, "sts": None,
+    "finetune_epochs": 3, "finetune_max_train": None, "finetune_lr": 0.0001, "finetune_heldout_fraction": 0.1,
+    "bench_rounds": 5, "bench_sentences": 256, "threads": 2, "seed": 0, "init": "inherit", "max_latency": None,
+    "min_speedup": 5.0, "by_w": False, "max_error": None, "engine_check": True, "sts": None,
 }
 
 
 def test_identity_keeps_the_flat_form_of_pipeline_json():
-    assert RunConfig(teacher="t", out_dir="o").identity() == OLD_DEFAULT_IDENTITY
+    assert RunConfig(teacher="t", out_dir="o").identity() == DEFAULT_IDENTITY
     changed = RunConfig(teacher="t", out_dir="o", distill_steps=5).identity()
-    assert {k for k in changed if changed[k] != OLD_DEFAULT_IDENTITY[k]} == {"distill_steps"}
+    assert {k for k in changed if changed[k] != DEFAULT_IDENTITY[k]} == {"distill_steps"}
 
 
 def _parsed(argv: list[str]) -> dict:
@@ -104,7 +105,8 @@ def _parsed(argv: list[str]) -> dict:
     return {**cfg.identity(), "out_dir": cfg.out_dir, "progress": cfg.progress, "overwrite": cfg.overwrite}
 
 
-# What dc94eef's `bortfast run` / `demo` built from these command lines (every flag the two commands had).
+# What `bortfast run` / `demo` build from these command lines (every flag the two commands had at dc94eef; the
+# defaults as changed in issue 26).
 OLD_PARSES = [
     (["run", "--teacher", "T", "--corpus", "a.txt", "b", "--out", "O", "--space", "bert-paper", "--eps", "3",
       "--steps", "4", "--lr", "1e-3", "2e-4", "--latency", "flops", "--seq-len", "64", "--max-blocks", "50",
@@ -112,30 +114,33 @@ OLD_PARSES = [
       "--task", "sst2", "--task-data", "D", "--bench-rounds", "2", "--threads", "1", "--seed", "9", "--init",
       "random", "--max-latency-ms", "3.5", "--min-speedup", "2", "--max-error", "4", "--no-engine-check",
       "--overwrite", "--no-progress"],
-     '{"bench_rounds": 2, "bench_sentences": 256, "corpus": ["a.txt", "b"], "distill_batch_size": 5, '
-     '"distill_lr": 0.0003, "distill_seq_len": 32, "distill_steps": 7, "engine_check": false, "eps": 3, '
-     '"finetune_epochs": 1, "finetune_lr": 0.0001, "finetune_max_train": 2000, "init": "random", "latency": '
-     '"flops", "lrs": [0.001, 0.0002], "max_blocks": 50, "max_error": 4.0, "max_latency": 3.5, "min_speedup": 2.0, '
-     '"out_dir": "O", "overwrite": true, "progress": false, "search_batch_size": 8, "seed": 9, "seq_len": 64, '
-     '"space": "bert-paper", "steps": 4, "sts": null, "task": "sst2", "task_data": "D", "teacher": "T", '
-     '"threads": 1}'),
+     '{"bench_rounds": 2, "bench_sentences": 256, "by_w": false, "corpus": ["a.txt", "b"], '
+     '"distill_batch_size": 5, "distill_lr": 0.0003, "distill_seq_len": 32, "distill_steps": 7, '
+     '"engine_check": false, "eps": 3, "finetune_epochs": 3, "finetune_heldout_fraction": 0.1, '
+     '"finetune_lr": 0.0001, "finetune_max_train": null, "init": "random", "latency": "flops", '
+     '"lrs": [0.001, 0.0002], "max_blocks": 50, "max_error": 4.0, "max_latency": 3.5, "min_speedup": 2.0, '
+     '"out_dir": "O", "overwrite": true, "progress": false, "search_batch_size": 8, "seed": 9, '
+     '"seq_len": 64, "space": "bert-paper", "steps": 4, "sts": null, "task": "sst2", "task_data": "D", '
+     '"teacher": "T", "threads": 1}'),
     (["demo", "--out", "O"],
-     '{"bench_rounds": 5, "bench_sentences": 256, "corpus": [], "distill_batch_size": 32, "distill_lr": 0.0001, '
-     '"distill_seq_len": 64, "distill_steps": 200, "engine_check": true, "eps": 16, "finetune_epochs": 1, '
-     '"finetune_lr": 0.0001, "finetune_max_train": 2000, "init": "inherit", "latency": "flops", "lrs": [0.0001], '
+     '{"bench_rounds": 5, "bench_sentences": 256, "by_w": false, "corpus": [], "distill_batch_size": 32, '
+     '"distill_lr": 0.0001, "distill_seq_len": 64, "distill_steps": 200, "engine_check": true, "eps": 16, '
+     '"finetune_epochs": 3, "finetune_heldout_fraction": 0.1, "finetune_lr": 0.0001, '
+     '"finetune_max_train": null, "init": "inherit", "latency": "flops", "lrs": [0.0001], '
      '"max_blocks": 2000, "max_error": null, "max_latency": null, "min_speedup": 5.5, "out_dir": "O", '
-     '"overwrite": false, "progress": true, "search_batch_size": 8, "seed": 0, "seq_len": 128, "space": '
-     '"below-teacher", "steps": 10, "sts": null, "task": null, "task_data": null, "teacher": "<bundled>", '
-     '"threads": 2}'),
+     '"overwrite": false, "progress": true, "search_batch_size": 8, "seed": 0, "seq_len": 128, '
+     '"space": "below-teacher", "steps": 10, "sts": null, "task": null, "task_data": null, '
+     '"teacher": "<bundled>", "threads": 2}'),
     (["demo", "--out", "O", "--eps", "5", "--lr", "1e-3", "--min-speedup", "3", "--distill-seq-len", "48",
       "--no-progress"],
-     '{"bench_rounds": 5, "bench_sentences": 256, "corpus": [], "distill_batch_size": 32, "distill_lr": 0.0001, '
-     '"distill_seq_len": 48, "distill_steps": 200, "engine_check": true, "eps": 5, "finetune_epochs": 1, '
-     '"finetune_lr": 0.0001, "finetune_max_train": 2000, "init": "inherit", "latency": "flops", "lrs": [0.001], '
+     '{"bench_rounds": 5, "bench_sentences": 256, "by_w": false, "corpus": [], "distill_batch_size": 32, '
+     '"distill_lr": 0.0001, "distill_seq_len": 48, "distill_steps": 200, "engine_check": true, "eps": 5, '
+     '"finetune_epochs": 3, "finetune_heldout_fraction": 0.1, "finetune_lr": 0.0001, '
+     '"finetune_max_train": null, "init": "inherit", "latency": "flops", "lrs": [0.001], '
      '"max_blocks": 2000, "max_error": null, "max_latency": null, "min_speedup": 3.0, "out_dir": "O", '
-     '"overwrite": false, "progress": false, "search_batch_size": 8, "seed": 0, "seq_len": 128, "space": '
-     '"below-teacher", "steps": 10, "sts": null, "task": null, "task_data": null, "teacher": "<bundled>", '
-     '"threads": 2}'),
+     '"overwrite": false, "progress": false, "search_batch_size": 8, "seed": 0, "seq_len": 128, '
+     '"space": "below-teacher", "steps": 10, "sts": null, "task": null, "task_data": null, '
+     '"teacher": "<bundled>", "threads": 2}'),
 ]
 
 

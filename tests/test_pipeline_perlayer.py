@@ -22,7 +22,7 @@ def per_layer_args(teacher: Path, corpus: Path, out: Path) -> list[str]:
             "--per-layer-hidden", "16", "32", "--per-layer-points", "3", "--eps", "3", "--steps", "1",
             "--lr", "1e-3", "--latency", "flops", "--seq-len", "32", "--max-blocks", "120", "--search-batch-size",
             "4", "--distill-steps", "2", "--distill-batch-size", "2", "--bench-rounds", "1", "--bench-sentences",
-            "24", "--threads", "1", "--no-progress"]
+            "24", "--threads", "1", "--no-progress", "--by-w"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def per_layer_run(tiny_teacher_dir, tiny_corpus_file, tmp_path_factory):
     sts = root / "sts.tsv"
     sts.write_text("index\tsentence1\tsentence2\tscore\n" + "".join(
         f"{k}\t{a}\t{b}\t{k % 5}\n" for k, (a, b) in enumerate(zip(lines[::2], lines[1::2]))), encoding="utf-8")
-    argv = [*per_layer_args(tiny_teacher_dir, tiny_corpus_file, root / "run"), "--sts", str(sts)]
+    argv = [*per_layer_args(tiny_teacher_dir, tiny_corpus_file, root / "run"), "--sts", str(sts),
+            "--keep-intermediate"]  # work/student_encoder is checked below
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as mp:

@@ -71,23 +71,27 @@ def test_classifier_matches_torch_with_batching_and_truncation(exported, tokeniz
 def test_encoder_pooling_and_token_states(exported, tokenizer):
     states, mask = _torch(exported["enc_dir"], BertModel, tokenizer, SENTENCES)
     enc = Encoder(exported["enc"], batch_size=3)
-    np.testing.assert_allclose(enc.encode(SENTENCES), states[:, 0], atol=1e-4)
+    # a plain transformers directory: recorded as mean pooling, no normalisation (sentence-transformers' default)
+    assert enc.pooling == "mean" and enc.normalize is False
     mean = (states * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-    np.testing.assert_allclose(enc.encode(SENTENCES, pooling="mean"), mean, atol=1e-4)
+    np.testing.assert_allclose(enc.encode(SENTENCES), mean, atol=1e-4)
+    np.testing.assert_allclose(enc.encode(SENTENCES, pooling="cls"), states[:, 0], atol=1e-4)
+    unit = enc.encode(SENTENCES, pooling="cls", normalize=True)
+    np.testing.assert_allclose(unit, states[:, 0] / np.linalg.norm(states[:, 0], axis=1, keepdims=True), atol=1e-4)
     tokens = enc.token_states(SENTENCES)
     for i, t in enumerate(tokens):
         assert t.shape == (mask[i].sum(), 32)
         np.testing.assert_allclose(t, states[i, : mask[i].sum()], atol=1e-4)
     # explicit tokenizer (directory with tokenizer.json) instead of the embedded one
     enc2 = Encoder(exported["enc_notok"], exported["enc_dir"])
-    np.testing.assert_allclose(enc2.encode(SENTENCES), states[:, 0], atol=1e-4)
+    np.testing.assert_allclose(enc2.encode(SENTENCES, pooling="cls"), states[:, 0], atol=1e-4)
     # sentence pairs get segment ids 0/1 like the HF tokenizer
     pairs = [("a good film", "i liked it"), ("bad", "very bad indeed")]
     model = BertModel.from_pretrained(exported["enc_dir"]).eval()
     batch = tokenizer([p[0] for p in pairs], [p[1] for p in pairs], padding=True, return_tensors="pt")
     with torch.no_grad():
         want = model(**batch).last_hidden_state[:, 0].numpy()
-    np.testing.assert_allclose(enc.encode(pairs), want, atol=1e-4)
+    np.testing.assert_allclose(enc.encode(pairs, pooling="cls"), want, atol=1e-4)
 
 
 def test_too_long_without_truncation_empty_and_bad_types(exported):
@@ -104,7 +108,7 @@ def test_too_long_without_truncation_empty_and_bad_types(exported):
     with pytest.raises(ValueError, match="max_length must be in"):
         Encoder(exported["enc"], max_length=100)
     with pytest.raises(ValueError, match="pooling must be"):
-        enc.encode(["a"], pooling="max")
+        enc.encode(["a"], pooling="median")
     with pytest.raises(ValueError, match="threads must be"):
         Encoder(exported["enc"], threads=0)
 

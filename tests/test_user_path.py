@@ -86,7 +86,7 @@ def test_run_ships_onnx_files_that_embed_like_the_student_directory(distilled, t
     out = tmp_path / "run"
     _cli("run", "--teacher", str(distilled["teacher"]), "--corpus", str(distilled["corpus"]), "--out", str(out),
          "--eps", "8", "--steps", "2", "--seq-len", "32", "--distill-steps", "4", "--distill-batch-size", "4",
-         "--threads", "1", "--latency", "flops", "--no-progress", "--until", "export")
+         "--threads", "1", "--no-progress", "--by-w", "--until", "export")
     assert json.loads((out / "student" / "config.json").read_text())["architectures"] == ["BertModel"]
     _same_embeddings(out / "model.onnx", out / "student")
     _same_embeddings(out / "model.int8.onnx", out / "student", min_cosine=0.99)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bortfast._base.io import atomic_dir, atomic_open, clear_own_dir, write_json
+from bortfast.search.config import SearchConfig
 from bortfast.space import Arch, PerLayerArch
 
 STATE_NAME = "pipeline.json"
@@ -58,15 +59,19 @@ class SearchStage:
     """Algorithm 1 in the pipeline: which ξ are trained, how, and how ξ* is chosen."""
 
     space: Literal["below-teacher", "bert-paper"] = "below-teacher"  # search space Ξ
-    eps: int = 16  # ε of Algorithm 1: one trained pivot every eps architectures (by parameter count)
-    steps: int = 10  # short-training steps per pivot
-    lrs: tuple[float, ...] = field(default=(1e-3,), metadata={"flag": "lr"})  # Θ: learning rates of the short trainings
-    latency: Literal["kernel", "flops"] = "kernel"  # î proxy: measured C++ kernel latency on this CPU, or FLOPs
+    eps: int = SearchConfig.eps  # ε of Algorithm 1: one trained pivot every eps architectures (by parameter count)
+    steps: int = SearchConfig.steps  # short-training steps per pivot
+    lrs: tuple[float, ...] = field(default=tuple(t["lr"] for t in SearchConfig.thetas), metadata={
+        "flag": "lr", "help": "Θ: learning rates of the short trainings"})
+    latency: Literal["kernel", "flops"] = SearchConfig.latency  # î proxy: FLOPs, or the C++ kernel's latency here
     train_batch_size: int = field(default=8, metadata={"dest": "search_batch_size"})  # sequences per short training
     max_latency: float | None = field(default=None, metadata={
         "flag": "max-latency-ms", "help": "ξ* = the lowest ê with î within this budget (ms with --latency kernel, "
                                           "FLOPs with flops)"})
-    min_speedup: float | None = None  # ξ* = the lowest ê among ξ at least this many times faster than T (by î)
+    min_speedup: float | None = 5.0  # ξ* = the lowest ê among ξ at least this many times faster than T (by î)
+    by_w: bool = field(default=False, metadata={
+        "help": "choose ξ* by W's argmax, the paper's rule (it lands among the smallest ξ), instead of the speed "
+                "budget --min-speedup"})
     max_error: float | None = None  # quality floor as a ceiling on ê: ξ* = the fastest ξ within it
     engine_check: bool = field(default=True, metadata={
         "help": "trust î alone for --min-speedup / --max-latency-ms (default: the finalists are also timed against "
@@ -115,9 +120,10 @@ class FinetuneStage:
 
     task: str | None = field(default=None, metadata={"dest": "task"})  # a task to fine-tune on, e.g. sst2
     task_data: str | None = field(default=None, metadata={"dest": "task_data"})  # the task's data directory (GLUE TSVs)
-    epochs: int = 1  # fine-tuning epochs
-    max_train: int | None = 2000  # training examples used (None: all)
+    epochs: int = 3  # fine-tuning epochs (the best one is kept, chosen on the held-out part of train)
+    max_train: int | None = None  # training examples used (None: all)
     lr: float = 1e-4  # fine-tuning learning rate
+    heldout_fraction: float = 0.1  # share of train held out to choose the epoch on (dev is only reported)
 
     def __post_init__(self) -> None:
         _positive_ints(self, ("epochs",), "finetune_")
@@ -192,6 +198,9 @@ class RunConfig:
     init: Literal["inherit", "random"] = "inherit"  # students cut out of the teacher (random: the paper's setting)
     overwrite: bool = False  # discard a previous run in --out
     progress: bool = field(default=True, metadata={"help": "no progress bars / stage messages"})
+    keep_intermediate: bool = field(default=False, metadata={
+        "help": "keep work/ (encoder copies, ONNX timing files) and the distillation checkpoints after a finished "
+                "run (default: only the deliverables and the logs stay)"})
     until: Literal["corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary"] | None = field(
         default=None, metadata={"help": "stop after this stage (a later run without it resumes from there)"})
     search: SearchStage = field(default_factory=SearchStage, metadata={"cli": False})
@@ -253,7 +262,8 @@ class RunConfig:
         """The settings that define the run's results (a re-run must match them to resume), by flat name. The
         per-layer settings count only with ``per_layer`` on (a uniform run's identity is what it was before them)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name not in STAGE_CONFIGS and f.name not in ("overwrite", "progress", "out_dir", "until")}
+             if f.name not in STAGE_CONFIGS
+             and f.name not in ("overwrite", "progress", "out_dir", "until", "keep_intermediate")}
         d.update({name: getattr(getattr(self, stage), key) for name, (stage, key) in FLAT_NAMES.items()
                   if self.search.per_layer or name not in PER_LAYER_SETTINGS})
         return json.loads(json.dumps(d))  # tuples as lists, as pipeline.json holds them
@@ -349,7 +359,10 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
 
     search_dir = out / "search"
     # SearchStage's fields are SearchConfig's, except the three that are no SearchConfig field
-    settings = {k: v for k, v in dataclasses.asdict(cfg.search).items() if k not in ("space", "lrs", "engine_check")}
+    settings = {k: v for k, v in dataclasses.asdict(cfg.search).items()
+                if k not in ("space", "lrs", "engine_check", "by_w")}
+    if cfg.search.by_w:  # W's argmax: no budget
+        settings.update(max_latency=None, min_speedup=None, max_error=None)
     result = extract(
         cfg.teacher, st["corpus"]["paths"], cfg.search.space, out_dir=search_dir,
         thetas=tuple({"lr": lr} for lr in cfg.search.lrs), seq_len=cfg.seq_len, threads=cfg.threads, seed=cfg.seed,
@@ -373,7 +386,7 @@ def _engine_check(cfg: RunConfig, out: Path) -> Any:
     as î only the speed-up floor is checked: a budget in FLOPs has no ms to compare with."""
     s = cfg.search
     flops = s.latency != "kernel"
-    if not s.engine_check or s.min_speedup is None and (flops or s.max_latency is None):
+    if not s.engine_check or s.by_w or s.min_speedup is None and (flops or s.max_latency is None):
         return None
     from transformers import AutoConfig
 
@@ -415,8 +428,8 @@ def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
             lr=f.lr, seed=cfg.seed, progress=cfg.progress))
         return {"skipped": False, "task": f.task, "method": "task_distill", "result": result}
     result = finetune(out / "student", f.task, f.task_data, out / "finetuned",
-                      FinetuneConfig(epochs=f.epochs, max_train_examples=f.max_train,
-                                     learning_rate=f.lr, seed=cfg.seed, progress=cfg.progress))
+                      FinetuneConfig(epochs=f.epochs, max_train_examples=f.max_train, learning_rate=f.lr,
+                                     heldout_fraction=f.heldout_fraction, seed=cfg.seed, progress=cfg.progress))
     return {"skipped": False, "task": f.task, "method": "finetune", "result": result}
 
 
@@ -791,4 +804,20 @@ def _run_stages(cfg: RunConfig) -> dict[str, Any]:
         state.finish(name, outputs[name], time.perf_counter() - t0)
     if cfg.until and cfg.until != STAGES[-1]:
         _log(cfg, f"stopped after stage {cfg.until} (--until); re-run without --until to finish")
+    elif not cfg.keep_intermediate:
+        _remove_intermediate(out)
     return state.data
+
+
+# What a finished run no longer needs (resume is over): copies and checkpoints, tens of MB beside a few-MB student.
+INTERMEDIATE = ("work", "distill/checkpoints", "distill/final")
+
+
+def _remove_intermediate(out: Path) -> None:
+    """Delete the run's own intermediate files once every stage has finished (``--keep-intermediate`` keeps them);
+    the deliverables (student, ONNX files, reports) and the logs stay."""
+    for rel in INTERMEDIATE:
+        parts = [out.joinpath(*rel.split("/")[:k]) for k in range(1, rel.count("/") + 2)]
+        if any(p.is_symlink() for p in parts) or not parts[-1].is_dir():
+            continue  # never through a link: what it points at is not ours
+        shutil.rmtree(parts[-1])

@@ -25,6 +25,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spinning", action="store_true", help="let ONNX Runtime's idle threads spin (default off, "
                         "as in bortfast.runtime)")
     parser.add_argument("--work-dir", help="keep the exported ONNX files here")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bars or stage messages")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ def run_cli(args: argparse.Namespace) -> int:
                          large_dir=args.large, include_large=not args.no_large, tokenizer=args.tokenizer,
                          sentences=sentences, batch_sizes=batch_sizes, seq_len=args.seq_len, threads=args.threads,
                          rounds=args.rounds, min_samples=args.min_samples, e2e_rounds=args.e2e_rounds,
-                         spinning=args.spinning, work_dir=args.work_dir)
+                         spinning=args.spinning, work_dir=args.work_dir, progress=args.progress)
     print(format_summary(result))
     return 0
 

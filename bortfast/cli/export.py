@@ -23,6 +23,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET})")
     parser.add_argument("--no-parity", action="store_true", help="skip the numerical check against torch")
     parser.add_argument("--report", help="also write the export report as JSON here")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bars or stage messages")
     auto = parser.add_argument_group("--precision auto")
     auto.add_argument("--threads", type=int, default=2, help="intra-op threads to time with (default 2)")
     auto.add_argument("--seq-len", type=int, default=128, help="timed input length (default 128, batch 1)")

@@ -4,10 +4,11 @@ used, which defines ``add_cli_arguments(parser)`` and ``run_cli(args) -> int``."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 # name -> (module, one-line help). Modules are imported lazily so `bortfast --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,8 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from bortfast import __version__
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser. Given the command line ``argv``, only the subcommand it names gets its options (importing every
+    command's module would import torch for ``bortfast --version`` / ``--help``); without it, every subcommand."""
+    chosen = None if argv is None else next((a for a in argv if a in COMMANDS), None)
+    from bortfast._base.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="bortfast", description="Optimal sub-architecture extraction for BERT (Bort), fast on CPU."
@@ -36,16 +40,36 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
-        importlib.import_module(module).add_cli_arguments(p)
+        if argv is None or name == chosen:
+            importlib.import_module(module).add_cli_arguments(p)
     return parser
 
 
+# Commands that load no transformers model: they skip importing it (seconds) just to quiet it.
+NO_MODELS = ("space", "profile")
+
+
+@contextlib.contextmanager
+def _quiet_libraries(command: str) -> Iterator[None]:
+    """transformers' and huggingface_hub's per-load reports and progress bars ("Loading weights", "Writing model
+    shards") off for the command, restored after: bortfast's own bars and messages say what is going on."""
+    if command in NO_MODELS:
+        yield
+        return
+    from bortfast._base.state import quiet_transformers
+
+    with quiet_transformers(progress_bars=False):
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
     try:
-        return int(module.run_cli(args) or 0)
+        with _quiet_libraries(args.command):
+            return int(module.run_cli(args) or 0)
     except (ValueError, OSError, TypeError, RuntimeError, ArithmeticError, LookupError) as err:
         if args.debug or os.environ.get("BORTFAST_DEBUG", "") not in ("", "0"):
             raise

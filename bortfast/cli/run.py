@@ -49,11 +49,19 @@ def _config(args: argparse.Namespace, teacher: str):
     return from_args(RunConfig, args, teacher=teacher, corpus=list(args.corpus), **stages)
 
 
+def _rule(selection: dict) -> str:
+    """How ξ* was chosen, in words: the budget (e.g. "lowest ê at >= 5x the teacher's speed") or W's argmax."""
+    if selection.get("min_speedup") is not None:
+        return f"{selection['rule']} (>= {selection['min_speedup']:g}x the teacher's speed; --by-w: W's argmax)"
+    return str(selection.get("rule", "W"))
+
+
 def print_console_summary(state: dict, out: str) -> None:
     st = {k: v["outputs"] for k, v in state["stages"].items()}
     search = st["search"]
     per_layer = "=" in search["arch"]  # a per-layer ξ*: its spec "H=..;d=..;A=..;I=.."
-    rows = [("chosen ξ*", f"{search['arch']} (per-layer)" if per_layer else f"<{search['arch']}>")]
+    rows = [("chosen ξ*", f"{search['arch']} (per-layer)" if per_layer else f"<{search['arch']}>"),
+            ("chosen by", _rule(search.get("selection") or {}))]
     if per_layer:
         rows.append(("teacher layers kept", str(search.get("teacher_layers"))))
     rows += [("parameters", f"{search['params']:,}"),

@@ -16,6 +16,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                      help="the space below a transformers model directory (its config.json)")
     parser.add_argument("--batch", type=int, default=1, help="batch size for the FLOP count (default 1)")
     parser.add_argument("--seq-len", type=int, default=128, help="sequence length for the FLOP count (default 128)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bars or stage messages")
     parser.add_argument("--kind", choices=["encoder", "encoder+pooler", "masked-lm"], default="encoder+pooler",
                         help="which model's parameters to count (default encoder+pooler = BertModel)")
     parser.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
