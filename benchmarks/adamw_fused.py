@@ -6,25 +6,27 @@ the optimiser step alone, and one whole training step (forward, MLM-style loss, 
 32 x 64 tokens, each implementation timed in the same process, alternating, median of ``--rounds``. Also the
 largest difference between the fused and per-tensor updates after the timed steps (same seed, same gradients).
 
-Run (quiet machine):  python benchmarks/adamw_fused.py --threads 2 --out /tmp/adamw.json
+Run (quiet machine):  python benchmarks/adamw_fused.py --threads 2 --out /tmp/adamw  (writes adamw_fused.json)
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
+from typing import Any
 
-import torch
-from transformers import BertConfig, BertForMaskedLM
+from _harness import parser, write_result  # benchmarks/ is on sys.path when run as a script
 
-from bortfast._base.io import write_json
-from bortfast.profile.latency import cpu_model
+# torch and transformers are imported where used, so --help answers at once
 
 IMPLS = {"per-tensor": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
-def model(arch: tuple[int, int, int, int]) -> BertForMaskedLM:
+def model(arch: tuple[int, int, int, int]) -> Any:
+    """A random-weight BertForMaskedLM ⟨D, A, H, I⟩ with the MiniLM vocabulary."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
     d, a, h, i = arch
     torch.manual_seed(0)
     return BertForMaskedLM(BertConfig(vocab_size=30522, num_hidden_layers=d, num_attention_heads=a, hidden_size=h,
@@ -32,6 +34,8 @@ def model(arch: tuple[int, int, int, int]) -> BertForMaskedLM:
 
 
 def step_fn(arch: tuple, impl: dict, whole: bool):
+    import torch
+
     m = model(arch).eval()  # no dropout: the fused/per-tensor difference is the optimiser's alone
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4, **impl)
     ids = torch.randint(0, 30522, (32, 64), generator=torch.Generator().manual_seed(1))
@@ -68,15 +72,14 @@ def time_arch(arch: tuple, rounds: int, whole: bool) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--archs", nargs="+", default=["2,3,192,1152", "4,12,384,1536"])
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    import torch
+
     torch.set_num_threads(args.threads)
-    result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cpu": cpu_model(),
-              "threads": args.threads, "torch": torch.__version__, "archs": {}}
+    result = {"threads": args.threads, "torch": torch.__version__, "archs": {}}
     for text in args.archs:
         arch = tuple(int(v) for v in text.split(","))
         result["archs"][text] = {"optimizer_step": time_arch(arch, args.rounds, whole=False),
@@ -86,7 +89,7 @@ def main() -> None:
             gain = r["per-tensor"]["median_ms"] / r["fused"]["median_ms"]
             print(f"{text:>14} {kind:<15} {cells}  (fused {gain:.1f}x faster, max |diff| "
                   f"{r['fused_vs_per_tensor_max_abs_diff']:.1e})", flush=True)
-    write_json(args.out, result)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

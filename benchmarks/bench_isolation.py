@@ -17,15 +17,14 @@ median 24 -> 50 ms in one of five fresh processes), but each block's ratio rests
 the 2026-12-01 22:06 run it was the noisier of the two (2 of 12 rows past 10% where the pooled ratio had none).
 
 It passes when, for every engine, the bench's ratio is within 10% of the alone ratio, in every repeat, and every
-engine's bench ratio agrees across the repeats within 10%. JSON to --out.
+engine's bench ratio agrees across the repeats within 10%. JSON to --out/bench_isolation.json.
 
 Run (the machine is shared: take the lock; ~14 min on a quiet 2-core box at the default 5 blocks):
-    flock /tmp/bortfast-bench.lock python benchmarks/bench_isolation.py --out benchmarks/results/bench_isolation/D.json
+    flock /tmp/bortfast-bench.lock python benchmarks/bench_isolation.py --out benchmarks/results/bench_isolation
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -33,10 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bortfast._base.io import write_json
+from _harness import parser, teacher_dir, write_result  # benchmarks/ is on sys.path when run as a script
+
+# private: bortfast.apps.bench has no public way to build its engines or re-run its fixed-shape timing stage
 from bortfast.apps.bench import SpeedupConfig, _fixed_engines, _prepare_models, _time_fixed_shapes, run_speedup
-from bortfast.data.teacher import bundled_teacher_path
-from bortfast.profile.latency import cpu_model
 from bortfast.profile.timing import time_engines
 from bortfast.space import Arch
 
@@ -103,20 +102,18 @@ def _compare(name: str, base: str, samples: dict[str, dict[str, list[list[float]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="JSON file to write")
-    ap.add_argument("--threads", type=int, default=2)
+    ap = parser(__doc__)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--blocks", type=int, default=5, help="[bench, alone] timing blocks per repeat, interleaved")
     args = ap.parse_args()
-    teacher_dir = bundled_teacher_path()
+    teacher = teacher_dir()
     t0, load = time.perf_counter(), os.getloadavg()
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-isolation-") as tmp:
         for label, arch in STUDENTS.items():
-            student_dir = save_student(arch, teacher_dir, Path(tmp) / f"student-{arch.layers}")
+            student_dir = save_student(arch, teacher, Path(tmp) / f"student-{arch.layers}")
             for repeat in range(args.repeats):
-                run = one_pair(label, student_dir, teacher_dir, Path(tmp) / f"run-{arch.layers}-{repeat}",
+                run = one_pair(label, student_dir, teacher, Path(tmp) / f"run-{arch.layers}-{repeat}",
                                args.threads, args.blocks)
                 run["repeat"] = repeat
                 runs.append(run)
@@ -133,12 +130,11 @@ def main() -> None:
             repeat_agreement[f"{label}: {row['engine']}"] = {
                 "ratio_per_repeat": per, "spread": max(per) / min(per) - 1, "ok": max(per) / min(per) - 1 <= TOLERANCE,
                 "blocks_ratio_per_repeat": blocks, "blocks_spread": max(blocks) / min(blocks) - 1}
-    result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cpu": cpu_model(),
-              "threads": args.threads, "loadavg_before": load, "loadavg_after": os.getloadavg(),
-              "teacher": str(teacher_dir), "tolerance": TOLERANCE, "runs": runs,
+    result = {"threads": args.threads, "loadavg_before": load, "loadavg_after": os.getloadavg(),
+              "teacher": str(teacher), "tolerance": TOLERANCE, "runs": runs,
               "repeat_agreement": repeat_agreement, "seconds": time.perf_counter() - t0,
               "ok": all(r["ok"] for r in runs) and all(v["ok"] for v in repeat_agreement.values())}
-    write_json(args.out, result)
+    write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("ok", "repeat_agreement", "loadavg_before", "seconds")}, indent=1))
 
 

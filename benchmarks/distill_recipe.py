@@ -5,7 +5,7 @@ Each row distils the same inherited student (default ⟨2,12,192,1152⟩, the de
 all-MiniLM-L6-v2 on the embedded stdlib-docstring corpus with bortfast's own trainer, then scores it zero-shot on
 ``../shared/data/glue/STS-B/dev.tsv`` with mean pooling (the student as deployed, no projection) and records the
 wall time of the distillation. Rows are ``name:key=value,key=value`` over :class:`bortfast.distill.DistillConfig`
-fields; finished rows are kept in --out and skipped on a re-run.
+fields; finished rows are kept in --out/results.json and skipped on a re-run.
 
 Run (about 3-4 minutes a row on 2 cores):
     python benchmarks/distill_recipe.py --sts ../shared/data/glue/STS-B/dev.tsv --out /tmp/bortfast-recipe \\
@@ -14,18 +14,14 @@ Run (about 3-4 minutes a row on 2 cores):
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import time
-from pathlib import Path
 
-from quality_sts import score  # the same zero-shot STS scoring (benchmarks/ is on sys.path when run as a script)
+from _harness import out_dir, parser, stdlib_corpus, teacher_dir, write_result  # benchmarks/ is on sys.path
+from quality_sts import score  # the same zero-shot STS scoring
 
-from bortfast._base.io import write_json
 from bortfast.apps.quality import read_sts
-from bortfast.data.stdlib import write_stdlib_corpus
-from bortfast.data.teacher import bundled_teacher_path
 from bortfast.distill import DistillConfig, distill
 
 BASE = dict(steps=200, batch_size=32, seq_len=64, lr=1e-4, max_blocks=2000, eval_every=0, checkpoint_every=0,
@@ -55,19 +51,16 @@ def _value(text: str) -> object:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, out_help="output folder: results.json (finished rows, kept on a re-run), corpus, students",
+                threads=None)
     ap.add_argument("--sts", required=True, help="STS-B dev.tsv")
-    ap.add_argument("--out", required=True)
     ap.add_argument("--arch", default="2,12,192,1152")
     ap.add_argument("--row", action="append", required=True, help="NAME:key=value,... (DistillConfig overrides)")
     args = ap.parse_args()
     import torch
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    corpus = out / "corpus.txt"
-    if not corpus.is_file():
-        write_stdlib_corpus(corpus)
+    out = out_dir(args.out)
+    corpus = stdlib_corpus(out)
     pairs = read_sts(args.sts)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
@@ -77,7 +70,7 @@ def main() -> None:
         if key in results:
             print(f"{name}: kept {results[key]}")
             continue
-        cfg = DistillConfig(teacher=str(bundled_teacher_path()), arch=args.arch,  # a row may set its own corpus
+        cfg = DistillConfig(teacher=str(teacher_dir()), arch=args.arch,  # a row may set its own corpus
                             out_dir=str(out / args.arch.replace(",", "-") / name),
                             **{**BASE, "corpus": [str(corpus)], **kw})
         t0 = time.perf_counter()
@@ -86,7 +79,7 @@ def main() -> None:
         results[key] = {"arch": args.arch, "row": name, "overrides": kw, "sts_dev": round(score(final, pairs), 4),
                         "distill_s": round(wall, 1), "torch_threads": torch.get_num_threads(),
                         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
-        write_json(results_path, results)
+        write_result(out, results, name="results")
         print(json.dumps(results[key]), flush=True)
 
 

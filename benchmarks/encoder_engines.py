@@ -7,6 +7,10 @@
   ORT BERT fusions match, so the optimised graph has fused Attention, BiasGelu and SkipLayerNormalization nodes
   (the transformers 5 attention code exports to a graph ORT no longer fuses).
 - the bortfast kernel: :meth:`bortfast.profile.kernel.EncoderKernel.from_bert` on the same model.
+
+Run as a script, it times the three with isolated timing (``bortfast.profile.timing``) and writes
+OUT/encoder_engines.json:
+    python benchmarks/encoder_engines.py --out DIR [--shapes bort,bert-base] [--batches 1,8]
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _harness import (  # benchmarks/ is on sys.path (as a script, and via conftest.py under pytest)
+    ort_session,
+    parser,
+    write_result,
+)
 from torch import nn
 
 from bortfast import Arch
@@ -74,7 +83,6 @@ def build_model(arch: Arch, seed: int = 0) -> nn.Module:
 
 def export_ort(model: nn.Module, arch: Arch, directory: Path, threads: int = THREADS):
     """An ONNX Runtime session over the optimised encoder graph of `model` (inputs hidden (B, L, H), mask)."""
-    import onnxruntime as ort
     from onnxruntime.transformers.optimizer import optimize_model
 
     raw, opt_path = directory / f"{arch.tuple}.onnx", directory / f"{arch.tuple}.opt.onnx"
@@ -91,11 +99,7 @@ def export_ort(model: nn.Module, arch: Arch, directory: Path, threads: int = THR
     assert fused["Attention"] == arch.layers and fused["SkipLayerNormalization"] == 2 * arch.layers, fused
     opt.save_model_to_file(str(opt_path), use_external_data_format=arch.param_count("encoder") * 4 > 1.8e9)
     raw.unlink()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(opt_path), options, providers=["CPUExecutionProvider"])
+    return ort_session(opt_path, threads)
 
 
 class Engines:
@@ -165,21 +169,14 @@ def isolated_ratios(arch: Arch, batch: int, directory: Path, threads: int = THRE
 
 
 def main() -> None:
-    """``python benchmarks/encoder_engines.py --out FILE [--shapes bort,bert-base] [--batches 1,8]``: the
-    kernel-vs-ORT (and vs torch eager) ratio with isolated timing, JSON."""
-    import argparse
+    """The kernel-vs-ORT (and vs torch eager) ratio with isolated timing, JSON."""
     import os
     import tempfile
     import time
 
-    from bortfast._base.io import write_json
-    from bortfast.profile.latency import cpu_model
-
-    ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--shapes", default="bort")
+    ap = parser(__doc__, threads=THREADS)
+    ap.add_argument("--shapes", default="bort", help=f"comma-separated, of {', '.join(SHAPES)} (default %(default)s)")
     ap.add_argument("--batches", default="1,8")
-    ap.add_argument("--threads", type=int, default=THREADS)
     args = ap.parse_args()
     t0, load = time.perf_counter(), os.getloadavg()
     rows = []
@@ -192,9 +189,8 @@ def main() -> None:
             print(f"{name} B={batch}: kernel {t['kernel']:.2f} / ORT {t['ort']:.2f} / torch {t['torch']:.2f} ms -> "
                   f"kernel {row['kernel_vs_ort']:.2f}x ORT, {row['kernel_vs_torch']:.2f}x torch", flush=True)
     mhz, peak = fp32_peak_gflops(args.threads)
-    write_json(args.out, {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cpu": cpu_model(),
-                          "mhz": mhz, "fp32_peak_gflops": peak, "loadavg_before": load,
-                          "loadavg_after": os.getloadavg(), "rows": rows, "seconds": time.perf_counter() - t0})
+    write_result(args.out, {"mhz": mhz, "fp32_peak_gflops": peak, "loadavg_before": load,
+                            "loadavg_after": os.getloadavg(), "rows": rows, "seconds": time.perf_counter() - t0})
 
 
 if __name__ == "__main__":

@@ -22,20 +22,18 @@ import json
 import time
 from pathlib import Path
 
-import torch
+from _harness import out_dir, parser, write_json, write_result  # benchmarks/ is on sys.path
 
-from bortfast._base.io import write_json
-from bortfast.distill import DistillConfig, distill
-from bortfast.finetune import finetune
-from bortfast.finetune.agora import agora
-from bortfast.finetune.config import AgoraConfig, FinetuneConfig
 from bortfast.space import Arch
+
+# torch and the trainers are imported where used, so --help answers at once
 
 TASKS = ("sst2", "mrpc", "cola", "stsb")
 
 
 def make_init_dir(directory: Path, arch: Arch, vocab_file: Path, max_positions: int) -> Path:
     """A random-init BertForMaskedLM of shape ``arch`` + the bert-base-uncased tokenizer (the MLM teacher's start)."""
+    import torch
     from transformers import BertForMaskedLM, BertTokenizerFast
 
     # positional: in transformers 5, BertTokenizerFast(vocab_file=...) silently builds a 5-token vocabulary
@@ -49,10 +47,13 @@ def make_init_dir(directory: Path, arch: Arch, vocab_file: Path, max_positions: 
 
 
 def pretrain(args: argparse.Namespace) -> tuple[Path, dict]:
+    from bortfast.distill import DistillConfig, distill
+
     corpus = [str(args.data / "corpus" / "wikitext-2-raw" / "wiki.test.raw"),
               str(args.data / "corpus" / "gutenberg-nltk")]
     common = dict(corpus=corpus, batch_size=16, seq_len=64, lr=5e-4, eval_every=0, eval_batches=4,
-                  heldout_batch_size=64, checkpoint_every=100, log_every=50, progress=True, dropout=0.1)
+                  heldout_batch_size=64, checkpoint_every=100, log_every=50, progress=True, dropout=0.1,
+                  init="random")  # from scratch, as measured before students were inherited (init's default now)
     info = {}
     teacher_final = args.out / "teacher" / "final"
     c0 = time.process_time()
@@ -72,9 +73,9 @@ def pretrain(args: argparse.Namespace) -> tuple[Path, dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, out_default="/tmp/bortfast-finetune-glue",
+                out_help="output folder: results.json, the teacher, the student and each task's runs")
     ap.add_argument("--data", type=Path, required=True, help="the shared data directory (glue/, corpus/, vocab/)")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/bortfast-finetune-glue"))
     ap.add_argument("--teacher-arch", default="4,4,256,1024")
     ap.add_argument("--teacher-steps", type=int, default=400)
     ap.add_argument("--student-arch", default="2,4,128,512")
@@ -82,11 +83,16 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=list(TASKS))
     ap.add_argument("--max-train", type=int, default=1000, help="training examples per task (seeded subsample)")
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3, help="plain fine-tuning lr; Agora's grid uses lr and lr/10")
     args = ap.parse_args()
+    import torch
+
+    from bortfast.finetune import finetune
+    from bortfast.finetune.agora import agora
+    from bortfast.finetune.config import AgoraConfig, FinetuneConfig
+
     torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out_dir(args.out)
     student, info = pretrain(args)
 
     run = FinetuneConfig(epochs=args.epochs, max_train_examples=args.max_train, max_seq_len=128, progress=False,
@@ -117,7 +123,7 @@ def main() -> None:
             entry[method] = r
             print(task, method, r["dev"], f"cpu {r['process_cpu_seconds']:.0f}s", flush=True)
         results["tasks"][task] = entry
-        write_json(args.out / "results.json", results)
+        write_result(args.out, results, name="results")
 
     print("\n| task | metric | majority baseline | plain fine-tuning | Agora | plain CPU (s) | Agora CPU (s) "
           "| Agora θ |")

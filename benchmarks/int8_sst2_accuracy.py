@@ -6,25 +6,22 @@ classifier, enough to see whether quantisation changes its decisions), saved und
 
     BORTFAST_SHARED_DATA=/work/shared/data python benchmarks/int8_sst2_accuracy.py --out /tmp/int8 [--model DIR]
 
-Writes OUT/int8_sst2.json: dev accuracy of torch, ORT fp32, ORT INT8, the drop in points, and agreement.
+Writes OUT/int8_sst2_accuracy.json: dev accuracy of torch, ORT fp32, ORT INT8, the drop in points, and agreement.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from transformers import BertForSequenceClassification, BertTokenizerFast
+from _harness import parser, write_result  # benchmarks/ is on sys.path when run as a script
 
-from bortfast._base.io import write_json
-from bortfast.export import to_onnx
-from bortfast.runtime import Classifier
 from bortfast.space import Arch
+
+# torch and transformers are imported where used, so --help answers at once
 
 SHARED = Path(os.environ.get("BORTFAST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -35,6 +32,9 @@ def read_tsv(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def train_small(out: Path, steps: int, arch: Arch, threads: int, seed: int = 0) -> Path:
+    import torch
+    from transformers import BertForSequenceClassification, BertTokenizerFast
+
     torch.manual_seed(seed)
     random.seed(seed)
     tok = BertTokenizerFast.from_pretrained(SHARED / "vocab" / "bert-base-uncased")
@@ -64,13 +64,17 @@ def train_small(out: Path, steps: int, arch: Arch, threads: int, seed: int = 0) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--model", help="fine-tuned BertForSequenceClassification directory")
-    parser.add_argument("--steps", type=int, default=1500, help="training steps (batch 32) without --model")
-    parser.add_argument("--arch", default="2,4,256,512", help="architecture trained without --model")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    ap = parser(__doc__, out_help="output folder: int8_sst2_accuracy.json, the ONNX files, the model trained here")
+    ap.add_argument("--model", help="fine-tuned BertForSequenceClassification directory")
+    ap.add_argument("--steps", type=int, default=1500, help="training steps (batch 32) without --model")
+    ap.add_argument("--arch", default="2,4,256,512", help="architecture trained without --model")
+    args = ap.parse_args()
+    import torch
+    from transformers import BertForSequenceClassification, BertTokenizerFast
+
+    from bortfast.export import to_onnx
+    from bortfast.runtime import Classifier
+
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     model_dir = Path(args.model) if args.model else train_small(out / "model", args.steps, Arch.parse(args.arch),
@@ -95,7 +99,7 @@ def main() -> None:
         "int8_parity_cosine": reports["int8"].parity_cosine,
         "file_bytes": {k: r.file_bytes for k, r in reports.items()},
     }
-    write_json(out / "int8_sst2.json", result)
+    write_result(out, result)
     print(result)
 
 

@@ -11,24 +11,23 @@ exported once by :func:`bortfast.export.to_onnx` (fp32, fused) and quantised fro
 - ``int8_s8_per_channel``: per-channel weight scales.
 
 Every (file, threads, spinning) is its own engine in its own worker process (bortfast.profile.timing), turns
-alternating. B=1, L=128. JSON to --out. It also records whether the CPU has AVX-512 VNNI.
+alternating. B=1, L=128. JSON to OUT/int8_threads.json. It also records whether the CPU has AVX-512 VNNI.
 
 Run (~2-3 min on a quiet 2-core box):
-    flock /tmp/bortfast-bench.lock python benchmarks/int8_threads.py --out benchmarks/results/int8_threads.json
+    flock /tmp/bortfast-bench.lock python benchmarks/int8_threads.py --out benchmarks/results
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from bortfast._base.io import write_json
+from _harness import parser, write_result  # benchmarks/ is on sys.path when run as a script
+
 from bortfast.export.onnx import to_onnx
-from bortfast.profile.latency import cpu_model
 from bortfast.profile.timing import Engine, TimingConfig, fixed_feed, ort_session_engine, time_engines
 from bortfast.space import Arch
 
@@ -56,10 +55,9 @@ def quantize(fp32: Path, out: Path, weight_type: str, **options: bool) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
+    ap = parser(__doc__, threads=None)
     ap.add_argument("--arch", default="4,8,1024,768")
-    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts (default %(default)s)")
     ap.add_argument("--min-samples", type=int, default=30)
     args = ap.parse_args()
     import torch
@@ -89,14 +87,14 @@ def main() -> None:
         print(f"{r['engine']:<32} median {r['median_ms']:8.2f} ms  min {r['min_ms']:8.2f}  max {r['max_ms']:8.2f}  "
               f"n={r['n']}")
     med = {r["engine"]: r["median_ms"] for r in rows}
-    result = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cpu": cpu_model(), "flags": cpu_flags(),
+    result = {"flags": cpu_flags(),
               "arch": list(arch.tuple), "batch": 1, "seq_len": 128, "loadavg_before": load,
               "loadavg_after": os.getloadavg(), "rows": rows,
               "int8_over_fp32": {f"t{t}": med[f"fp32 t{t}"] / med[f"int8_s8 t{t}"] for t in threads},
               "two_over_one_thread": {name: med[f"{name} t1"] / med[f"{name} t2"] for name in files}
               if set(threads) >= {1, 2} else None,
               "seconds": time.perf_counter() - t0}
-    write_json(args.out, result)
+    write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("flags", "int8_over_fp32", "two_over_one_thread")}, indent=1))
 
 

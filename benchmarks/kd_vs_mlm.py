@@ -14,21 +14,21 @@ Run (≈ 10-20 min on a shared 2-core box):
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
-import torch
+from _harness import out_dir, parser, write_result  # benchmarks/ is on sys.path
 
-from bortfast._base.io import write_json
-from bortfast.distill import DistillConfig, distill
 from bortfast.space import Arch
+
+# torch and the trainer are imported where used, so --help answers at once
 
 
 def make_init_dir(directory: Path, arch: Arch, vocab_file: Path, max_positions: int) -> Path:
     """A random-init BertForMaskedLM of shape ``arch`` plus the bert-base-uncased tokenizer: the starting point
     (tokenizer holder) for training the teacher with plain MLM."""
+    import torch
     from transformers import BertForMaskedLM, BertTokenizerFast
 
     tok = BertTokenizerFast.from_pretrained(vocab_file.parent)  # reads vocab.txt (lower-casing WordPiece)
@@ -41,15 +41,15 @@ def make_init_dir(directory: Path, arch: Arch, vocab_file: Path, max_positions: 
     return directory
 
 
-def last_eval(out_dir: Path) -> dict:
-    recs = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+def last_eval(run_dir: Path) -> dict:
+    recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [r for r in recs if r["event"] == "eval"][-1]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, out_default="/tmp/bortfast-kd-vs-mlm", threads=None,
+                out_help="output folder: results.json, the teacher and the students (resumed on a re-run)")
     ap.add_argument("--data", type=Path, required=True, help="the shared data directory (corpus/, vocab/)")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/bortfast-kd-vs-mlm"))
     ap.add_argument("--teacher-arch", default="4,4,256,1024")
     ap.add_argument("--teacher-steps", type=int, default=400)
     ap.add_argument("--student-arch", default="2,4,128,512")
@@ -59,14 +59,16 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = ap.parse_args()
+    from bortfast.distill import DistillConfig, distill
 
     corpus = [str(args.data / "corpus" / "wikitext-2-raw" / "wiki.test.raw"),
               str(args.data / "corpus" / "gutenberg-nltk")]
     vocab = args.data / "vocab" / "bert-base-uncased" / "vocab.txt"
-    args.out.mkdir(parents=True, exist_ok=True)
+    out_dir(args.out)
     common = dict(corpus=corpus, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr, eval_every=0,
                   eval_batches=8, heldout_batch_size=64, checkpoint_every=50, keep_last=1, log_every=50,
-                  progress=True, dropout=0.1)  # checkpoints: an interrupted experiment resumes when re-run
+                  progress=True, dropout=0.1,  # checkpoints: an interrupted experiment resumes when re-run
+                  init="random")  # both students from scratch: the comparison predates inheritance (init's default)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
 
     init = make_init_dir(args.out / "teacher-init", Arch.parse(args.teacher_arch), vocab, 512)
@@ -89,9 +91,9 @@ def main() -> None:
             results["runs"].append({"model": name, "arch": args.student_arch, "steps": args.student_steps,
                                     "seed": seed, "seconds": time.perf_counter() - t0,
                                     **last_eval(args.out / tag)})
-        write_json(args.out / "results.json", results)
+        write_result(args.out, results, name="results")
 
-    write_json(args.out / "results.json", results)
+    write_result(args.out, results, name="results")
     print("\n| model | arch | steps | seed | held-out MLM acc. | held-out MLM loss | held-out KD loss | time (s) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results["runs"]:

@@ -3,7 +3,7 @@
 Run it before and after a change that should not change behaviour (e.g. issue 13's package layout) and compare
 the printed hashes:
 
-    python benchmarks/layout_identity.py [--fixtures DIR]
+    python benchmarks/layout_identity.py [--fixtures DIR] [--out DIR]
 
 The tiny teachers are built once into ``--fixtures`` (default /tmp/bortfast-layout-identity) and reused by later
 runs: ``tokenizers``' WordPiece trainer orders equal-frequency tokens differently from process to process, so a
@@ -21,7 +21,6 @@ and bench run too, but their outputs hold timings and are not hashed.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -29,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _harness import parser, write_result  # benchmarks/ is on sys.path when run as a script
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 TIMING_KEYS = ("seconds", "elapsed", "wall")
@@ -89,16 +90,21 @@ def run_case(kind: str, root: Path, fixture_dir: Path) -> dict[str, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fixtures", default="/tmp/bortfast-layout-identity",
-                        help="folder of the tiny teachers, built on first use (default %(default)s)")
-    args = parser.parse_args()
+    ap = parser(__doc__, out_required=False, threads=None,
+                out_help="optional output folder: the hashes also go to OUT/layout_identity.json")
+    ap.add_argument("--fixtures", default="/tmp/bortfast-layout-identity",
+                    help="folder of the tiny teachers, built on first use (default %(default)s)")
+    args = ap.parse_args()
     fixture_dir = Path(args.fixtures).resolve()
     fixture_dir.mkdir(parents=True, exist_ok=True)
+    digests: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("mlm", "hidden"):
-            for name, digest in run_case(kind, Path(tmp), fixture_dir).items():
+            digests[kind] = run_case(kind, Path(tmp), fixture_dir)
+            for name, digest in digests[kind].items():
                 print(f"{kind:6s} {name:36s} {digest}")
+    if args.out is not None:
+        write_result(args.out, {"fixtures": str(fixture_dir), "sha256": digests})
     return 0
 
 

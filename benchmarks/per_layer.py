@@ -2,7 +2,8 @@
 part 4; DESIGN.md §1 "The dynamic programme").
 
 1. Uniform side: each ξ of ``--uniform`` is inherited from the teacher (importance layer rule), exported to ONNX
-   fp32 and timed (ORT, B=1, L=128, each model alone in a fresh process, median of 60); those ≥ ``--min-speedup``
+   fp32 and timed (ORT, B=1, L=128, each model in its own worker process, turns alternating, median of 100;
+   benchmarks/_harness.py ``ort_latency``); those ≥ ``--min-speedup``
    faster than the teacher are scored zero-shot on a *selection* split (STS-B train pairs, never the dev set) and
    the best is the uniform pick.
 2. Per-layer side: for each hidden size of ``--hidden``, the knapsack FPTAS (C++, δ = 0.01) over the teacher's
@@ -24,29 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _harness import ort_latency, out_dir, parser, stdlib_corpus, teacher_dir, write_json, write_result
 
-from bortfast._base.io import write_json
 from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
-from bortfast.data.stdlib import write_stdlib_corpus
-from bortfast.data.teacher import bundled_teacher_path
 from bortfast.space import Arch, PerLayerArch
-
-TIMER = r"""
-import sys, time, numpy as np, onnxruntime as ort
-o = ort.SessionOptions(); o.intra_op_num_threads = int(sys.argv[2])
-o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
-feed = {i.name: np.ones((1, 128), dtype=np.int64) for i in s.get_inputs()}
-for _ in range(10): s.run(None, feed)
-for _ in range(int(sys.argv[3])):
-    t0 = time.perf_counter(); s.run(None, feed); print(1e3 * (time.perf_counter() - t0))
-"""
 
 UNIFORM = ("3,6,192,768", "2,6,192,1536", "4,6,192,384", "3,4,192,768", "2,9,288,768")
 DISTILL = dict(steps=200, batch_size=32, seq_len=64, lr=1e-4, max_blocks=4000, eval_every=0, checkpoint_every=0,
@@ -54,18 +40,14 @@ DISTILL = dict(steps=200, batch_size=32, seq_len=64, lr=1e-4, max_blocks=4000, e
 
 
 def time_models(paths: dict[str, Path], rounds: int = 5, samples: int = 20, threads: int = 2) -> dict[str, dict]:
-    """ORT fp32 latency (ms) at B=1, L=128 of every model: ``rounds`` rounds alternating across the models, each
-    model alone in a fresh process per round (no other engine's pool alive), ``samples`` timed runs per round;
-    min / median / max over all of a model's runs. Alternating rounds make every model see the same share of a
-    shared CPU's load, so their ratios are fair even when the absolute figures are contended."""
-    runs: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(rounds):
-        for key, path in paths.items():
-            out = subprocess.run([sys.executable, "-c", TIMER, str(path), str(threads), str(samples)],
-                                 capture_output=True, text=True, check=True)
-            runs[key] += [float(v) for v in out.stdout.split()]
-    return {k: {"ort_ms": float(np.median(v)), "ort_min_ms": float(np.min(v)), "ort_max_ms": float(np.max(v)),
-                "ort_runs": len(v)} for k, v in runs.items()}
+    """ORT fp32 latency (ms) at B=1, L=128 (all-ones input) of every model: ``rounds`` turns alternating across
+    the models, each model in its own worker process (only one runs at a time: no other engine's pool is busy),
+    ``samples`` timed runs per turn; min / median / max over all of a model's runs. Alternating turns make every
+    model see the same share of a shared CPU's load, so their ratios are fair even when the absolute figures are
+    contended."""
+    timed = ort_latency(paths, threads=threads, rounds=rounds, samples_per_round=samples)
+    return {k: {"ort_ms": t.median_ms, "ort_min_ms": t.min_ms, "ort_max_ms": t.max_ms, "ort_runs": t.n}
+            for k, t in timed.items()}
 
 
 def export(model_dir: Path) -> tuple[Path, dict]:
@@ -181,7 +163,7 @@ def distilled(row: dict, ctx: dict, results: dict, steps: int) -> float:
     key = f"distilled {steps}"
     if key not in row:
         d = ctx["out"] / "distill" / row["arch"].replace(",", "-").replace(";", "_").replace("=", "")
-        cfg = DistillConfig(teacher=str(bundled_teacher_path()), corpus=[str(ctx["corpus"])], arch=row["arch"],
+        cfg = DistillConfig(teacher=str(teacher_dir()), corpus=[str(ctx["corpus"])], arch=row["arch"],
                             out_dir=str(d), teacher_layers=row["teacher_layers"], **{**DISTILL, "steps": steps})
         row[key] = score(distill(cfg), ctx["dev"])
         write_json(ctx["out"] / "results.json", results)
@@ -189,11 +171,11 @@ def distilled(row: dict, ctx: dict, results: dict, steps: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, threads=None,
+                out_help="output folder: results.json (every measured row, reused on a re-run) and the models")
     ap.add_argument("--sts", required=True, help="STS-B dev.tsv (the reported score)")
     ap.add_argument("--select", required=True, help="STS-B train.tsv (picks each side's candidate)")
     ap.add_argument("--select-pairs", type=int, default=1000)
-    ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--min-speedup", type=float, default=5.0)
     ap.add_argument("--uniform", nargs="+", default=list(UNIFORM))
@@ -208,12 +190,9 @@ def main() -> None:
 
     from bortfast.distill import load_corpus, load_teacher, teacher_importance
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    corpus_file = out / "corpus.txt"
-    if not corpus_file.is_file():
-        write_stdlib_corpus(corpus_file)
-    teacher = load_teacher(str(bundled_teacher_path()))
+    out = out_dir(args.out)
+    corpus_file = stdlib_corpus(out)
+    teacher = load_teacher(str(teacher_dir()))
     corpus = load_corpus([str(corpus_file)], teacher.tokenizer, seq_len=64, heldout_fraction=0.05, seed=0,
                          max_blocks=4000)
     ctx = {"out": out, "teacher": teacher, "imp": teacher_importance(teacher, corpus, out), "corpus": corpus_file,
@@ -223,7 +202,7 @@ def main() -> None:
     if "teacher" not in results:
         enc = save_inherited(teacher.arch, None, teacher, ctx["imp"], out / "teacher")
         export(enc)
-        results["teacher"] = {"sts": score(bundled_teacher_path(), ctx["dev"])}
+        results["teacher"] = {"sts": score(teacher_dir(), ctx["dev"])}
     tables = dict(vocab_size=teacher.arch.vocab_size, max_positions=teacher.arch.max_positions,
                   type_vocab_size=teacher.arch.type_vocab_size)
     rows = [prepare(a, Arch.parse(a, **tables), None, ctx, results) for a in args.uniform]
@@ -249,7 +228,7 @@ def main() -> None:
         summary[name]["distilled_dev_sts"] = distilled(row, ctx, results, args.steps)
     summary["gain"] = summary["per_layer"]["distilled_dev_sts"] - summary["uniform"]["distilled_dev_sts"]
     results["summary"] = summary
-    write_json(results_file, results)
+    write_result(out, results, name="results")
     print(json.dumps({k: summary[k] for k in ("gain",)}, indent=1))
     for name in ("uniform", "per_layer"):
         r = summary[name]

@@ -7,18 +7,17 @@ architectures (1-6 layers, widths drawn from the menu, hidden 192/288/384) are a
 the ratio predicted / measured (median, min, max) and the Spearman rank correlation between them.
 
 Run (about 3 minutes on 2 shared cores):
-    python benchmarks/per_layer_latency.py --out /tmp/bortfast-per-layer-latency.json
+    python benchmarks/per_layer_latency.py --out /tmp/bortfast-per-layer-latency
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
+from _harness import parser, write_result  # benchmarks/ is on sys.path when run as a script
 from scipy.stats import spearmanr
 
-from bortfast._base.io import write_json
 from bortfast.profile import measure_latency
 from bortfast.profile.kernel import default_threads
 from bortfast.profile.perlayer import layer_latency_table, predict_latency
@@ -27,11 +26,10 @@ from bortfast.space import PerLayerArch
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="JSON result file")
+    ap = parser(__doc__, threads=None)
     ap.add_argument("--archs", type=int, default=30)
     ap.add_argument("--seq-len", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="kernel threads (default: the kernel's default)")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -57,7 +55,7 @@ def main() -> None:
     result = {"ratio_median": float(np.median(ratio)), "ratio_min": float(ratio.min()),
               "ratio_max": float(ratio.max()), "spearman": float(rho), "threads": threads,
               "seq_len": args.seq_len, "seconds": time.perf_counter() - t0, "archs": rows}
-    write_json(args.out, result)
+    write_result(args.out, result)
     print(f"predicted/measured: median {result['ratio_median']:.3f} (min {result['ratio_min']:.3f}, max "
           f"{result['ratio_max']:.3f}); Spearman {rho:.3f} over {len(rows)} archs")
 

@@ -5,25 +5,22 @@ Every student is distilled with bortfast's own trainer (``bortfast.distill.disti
 no masking, 64-token blocks of the embedded stdlib-docstring corpus, batch 32, lr 1e-4) and scored zero-shot on
 ``../shared/data/glue/STS-B/dev.tsv`` (1,500 pairs the students never saw) with the teacher's own mean pooling
 (``bortfast.apps.quality``). The latency column is the ORT fp32 ratio teacher/student at B=1, L=128, each engine
-timed in its own process (``bortfast.apps.bench`` is not used: see README "Benchmarks" on isolated timing).
+timed alone in its own worker process (benchmarks/_harness.py ``ort_latency``; ``bortfast.apps.bench`` is not used:
+see README "Benchmarks" on isolated timing).
 
-Run (about 25 minutes on 2 cores; finished rows are kept in --out and skipped on a re-run):
+Run (about 25 minutes on 2 cores; finished rows are kept in --out/results.json and skipped on a re-run):
     python benchmarks/quality_sts.py --sts ../shared/data/glue/STS-B/dev.tsv --out /tmp/bortfast-quality-sts
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from bortfast._base.io import write_json
+from _harness import ort_latency, out_dir, parser, stdlib_corpus, teacher_dir, write_result  # on sys.path
+
 from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
-from bortfast.data.stdlib import write_stdlib_corpus
-from bortfast.data.teacher import bundled_teacher_path
 from bortfast.distill import DistillConfig, distill
 
 # (arch, init, layers): ⟨3,4,192,768⟩ has head size 48 (the teacher's is 32); "first" is sentence-transformers'
@@ -35,22 +32,8 @@ ROWS = [
     ("3,12,384,1536", "inherit", "importance"), ("3,12,384,1536", "inherit", "first"),
 ]
 
-TIMER = r"""
-import sys, time, numpy as np, onnxruntime as ort
-o = ort.SessionOptions(); o.intra_op_num_threads = int(sys.argv[2])
-o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
-feed = {i.name: np.ones((1, 128), dtype=np.int64) for i in s.get_inputs()}
-for _ in range(10): s.run(None, feed)
-t = []
-for _ in range(int(sys.argv[3])):
-    t0 = time.perf_counter(); s.run(None, feed); t.append(time.perf_counter() - t0)
-print(1e3 * float(np.median(t)))
-"""
-
-
 def ort_ms(model_dir: Path, work: Path, threads: int = 2, samples: int = 60) -> float:
-    """Median ORT fp32 latency (ms) at B=1, L=128, timed alone in a fresh process."""
+    """Median ORT fp32 latency (ms) at B=1, L=128 (all-ones input), timed alone in a worker process."""
     from transformers import AutoTokenizer, BertModel
 
     from bortfast.export import to_onnx
@@ -61,9 +44,8 @@ def ort_ms(model_dir: Path, work: Path, threads: int = 2, samples: int = 60) -> 
         BertModel.from_pretrained(model_dir, add_pooling_layer=False).save_pretrained(enc)
         AutoTokenizer.from_pretrained(model_dir).save_pretrained(enc)
         to_onnx(enc, onnx_path, check_parity=False)
-    out = subprocess.run([sys.executable, "-c", TIMER, str(onnx_path), str(threads), str(samples)],
-                         capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    timed = ort_latency({"model": onnx_path}, threads=threads, rounds=1, samples_per_round=samples)
+    return timed["model"].median_ms
 
 
 def score(model_dir: Path, pairs) -> float:
@@ -75,7 +57,7 @@ def score(model_dir: Path, pairs) -> float:
 
 def run_row(arch: str, init: str, layers: str, steps: int, corpus: Path, out: Path, pairs) -> dict:
     d = out / f"{arch.replace(',', '-')}-{init}-{layers}"
-    cfg = DistillConfig(teacher=str(bundled_teacher_path()), corpus=[str(corpus)], arch=arch, out_dir=str(d),
+    cfg = DistillConfig(teacher=str(teacher_dir()), corpus=[str(corpus)], arch=arch, out_dir=str(d),
                         steps=steps, batch_size=32, seq_len=64, lr=1e-4, max_blocks=4000, eval_every=0,
                         checkpoint_every=0, progress=False, init=init, layers=layers)
     t0 = time.perf_counter()
@@ -86,27 +68,24 @@ def run_row(arch: str, init: str, layers: str, steps: int, corpus: Path, out: Pa
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, threads=None,
+                out_help="output folder: results.json (finished rows, kept on a re-run), corpus, students")
     ap.add_argument("--sts", required=True, help="STS-B dev.tsv")
-    ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--retime", action="store_true",
                     help="re-measure every ORT latency (e.g. on a quiet machine) without retraining")
     args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(args.out)
     pairs = read_sts(args.sts)
-    corpus = out / "corpus.txt"
-    if not corpus.is_file():
-        write_stdlib_corpus(corpus)
+    corpus = stdlib_corpus(out)
     results_file = out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     if "teacher" not in results:
-        results["teacher"] = {"sts": score(bundled_teacher_path(), pairs),
-                              "ort_ms": ort_ms(bundled_teacher_path(), out / "teacher")}
-        write_json(results_file, results)
+        results["teacher"] = {"sts": score(teacher_dir(), pairs),
+                              "ort_ms": ort_ms(teacher_dir(), out / "teacher")}
+        write_result(out, results, name="results")
     if args.retime:
-        results["teacher"]["ort_ms"] = ort_ms(bundled_teacher_path(), out / "teacher")
+        results["teacher"]["ort_ms"] = ort_ms(teacher_dir(), out / "teacher")
     for arch, init, layers in ROWS:
         for steps in ((0, args.steps) if init == "inherit" else (args.steps,)):
             key = f"{arch} {init} {layers} {steps}"
@@ -115,7 +94,7 @@ def main() -> None:
             elif args.retime:
                 d = out / str(steps) / f"{arch.replace(',', '-')}-{init}-{layers}"
                 results[key]["ort_ms"] = ort_ms(d / "final", d)
-            write_json(results_file, results)
+            write_result(out, results, name="results")
             r = results[key]
             print(f"{key:<40} STS {r['sts']:.4f}  ORT {r['ort_ms']:.2f} ms  "
                   f"({results['teacher']['ort_ms'] / r['ort_ms']:.1f}x faster)", flush=True)

@@ -12,7 +12,6 @@ Run from the repository root (the installed package is tested; shared data only 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
@@ -24,7 +23,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _harness import REPO, parser  # benchmarks/ is on sys.path when run as a script
+
+from bortfast._base.io import atomic_open  # private package: bortfast has no public atomic writer
 
 # file -> what it throws at the code
 FILES = {
@@ -222,11 +223,11 @@ def render(rows: list[dict], examples: dict[str, int], rc: int, wall: float, asa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "reliability.md")
-    parser.add_argument("--asan", action="store_true", help="also run bash .ci/asan and record its result")
-    parser.add_argument("files", nargs="*", default=[f for f in FILES if (REPO / f).is_file()])
-    args = parser.parse_args(argv)
+    ap = parser(__doc__, out_default=REPO / "docs" / "reliability.md", out_help="the markdown file to write",
+                threads=None)
+    ap.add_argument("--asan", action="store_true", help="also run bash .ci/asan and record its result")
+    ap.add_argument("files", nargs="*", default=[f for f in FILES if (REPO / f).is_file()])
+    args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         rc, output, wall = run_pytest(args.files, junit)
@@ -236,8 +237,6 @@ def main(argv: list[str] | None = None) -> int:
         rows = parse_junit(junit)
     asan = run_asan() if args.asan else None
     text = render(rows, hypothesis_examples(output), rc, wall, asan, deselected(output))
-    from bortfast._base.io import atomic_open
-
     with atomic_open(args.out, "w") as fh:
         fh.write(text)
     print(f"wrote {args.out}: {len(rows)} tests, pytest exit {rc}" + (f", asan exit {asan[0]}" if asan else ""))

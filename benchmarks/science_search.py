@@ -9,18 +9,18 @@ training. It reports the approximation ratio W(ξ*_ε) / W(ξ*_1) and the number
 
 Run (needs the shared data; about 10 minutes on 2 cores):
 
-    python benchmarks/science_search.py --data /work/shared/data --work /tmp/bortfast-science --out results.json
+    python benchmarks/science_search.py --data /work/shared/data --work /tmp/bortfast-science --out DIR
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+from _harness import parser, write_json, write_result  # benchmarks/ is on sys.path when run as a script
 
 
 def train_tokenizer(text_file: Path, out_dir: Path, vocab_size: int):
@@ -77,22 +77,20 @@ def train_teacher(text_file: Path, out_dir: Path, *, steps: int, seq_len: int, s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="the shared data directory")
-    parser.add_argument("--work", type=Path, required=True, help="scratch directory (teacher, search outputs)")
-    parser.add_argument("--out", type=Path, required=True, help="results JSON")
-    parser.add_argument("--teacher-steps", type=int, default=600)
-    parser.add_argument("--steps", type=int, default=20, help="short-training steps s")
-    parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3], help="Θ (learning rates)")
-    parser.add_argument("--eps", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--max-blocks", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    ap = parser(__doc__, threads=None, out_help="output folder for science_search.json")
+    ap.add_argument("--data", type=Path, required=True, help="the shared data directory")
+    ap.add_argument("--work", type=Path, required=True, help="scratch directory (teacher, search outputs)")
+    ap.add_argument("--teacher-steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=20, help="short-training steps s")
+    ap.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3], help="Θ (learning rates)")
+    ap.add_argument("--eps", type=int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--seq-len", type=int, default=64)
+    ap.add_argument("--max-blocks", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
 
     import torch
 
-    from bortfast._base.io import write_json
     from bortfast.apps.extract import extract
     from bortfast.distill import load_corpus, load_teacher, short_train_error
     from bortfast.search import SearchConfig
@@ -161,8 +159,6 @@ def main() -> None:
         })
     errors = np.array([t.error for t in exact.trials])
     summary = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": "2-core x86-64 dev box, shared with other jobs",
         "teacher": {"arch": str(T), "params": exact.teacher_params, "vocab_size": T.vocab_size, **teacher_info},
         "space": {"name": space.name, "size": len(space)},
         "settings": {"steps": args.steps, "thetas": list(config.thetas), "seq_len": args.seq_len,
@@ -173,7 +169,7 @@ def main() -> None:
         "reproducibility_recheck": recheck,
         "reproducible": all(r["journal"] == r["retrained"] for r in recheck),
     }
-    write_json(args.out, summary)
+    write_result(args.out, summary)
     print(json.dumps(summary, indent=2))
 
 

@@ -9,7 +9,8 @@ Per task (SST-2 by default; MRPC, CoLA, STS-B with --tasks):
    (c) Agora (bortfast.finetune.agora, a CPU-sized grid) and (d) task distillation on the training text augmented
    with Agora's word perturbation generator, labelled by the teacher;
 3. each model exported to ONNX fp32 (fused), timed at batch 1 over real dev sentences, each engine in its own
-   subprocess (not in the training process), interleaved rounds; the ratio is teacher / student median latency.
+   worker process (not in the training process; benchmarks/_harness.py ``classifier_engine``), interleaved rounds;
+   the ratio is teacher / student median latency.
 
 Steps whose results exist are skipped, so an interrupted run continues. Output: OUT/results.json and a table.
 
@@ -22,43 +23,34 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from bortfast._base.io import write_json
+from _harness import (  # benchmarks/ is on sys.path when run as a script
+    classifier_engine,
+    out_dir,
+    parser,
+    teacher_dir,
+    time_isolated,
+    write_json,
+    write_result,
+)
+
+from bortfast.profile.timing import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "glue"
 
 
-def time_onnx(onnx_path: str, sentences_file: str, threads: int, rounds: int) -> dict:
-    """Per-sentence latency (ms) of one ONNX classifier at batch 1 (runs inside its own subprocess)."""
-    from bortfast.runtime import Classifier
-
-    texts = [t if isinstance(t, str) else tuple(t) for t in json.loads(Path(sentences_file).read_text("utf-8"))]
-    clf = Classifier(onnx_path, threads=threads, batch_size=1)
-    clf.logits(texts[:16])  # warm-up
-    per_round = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        clf.logits(texts)
-        per_round.append((time.perf_counter() - t0) * 1000 / len(texts))
-    return {"ms_per_sentence": statistics.median(per_round), "rounds_ms": per_round, "sentences": len(texts)}
-
-
 def measure_latency(files: dict[str, Path], sentences: list, out: Path, threads: int, rounds: int) -> dict:
-    """Median per-sentence latency of each file, one subprocess per file and round, rounds interleaved."""
-    sent_file = out / "latency_sentences.json"
-    sent_file.write_text(json.dumps(sentences), encoding="utf-8")
-    samples: dict[str, list[float]] = {name: [] for name in files}
-    for _ in range(rounds):
-        for name, path in files.items():
-            proc = subprocess.run([sys.executable, __file__, "time", str(path), str(sent_file), str(threads)],
-                                  capture_output=True, text=True, check=True)
-            samples[name].append(json.loads(proc.stdout.strip().splitlines()[-1])["ms_per_sentence"])
-    return {name: {"median_ms": statistics.median(v), "rounds_ms": v} for name, v in samples.items()}
+    """Median per-sentence latency (ms) of each ONNX classifier at batch 1: each file in its own worker process,
+    ``rounds`` timed passes over ``sentences``, interleaved across the files. ``out`` keeps the sentences timed."""
+    write_json(out / "latency_sentences.json", sentences)
+    engines = [Engine(name, str(path), classifier_engine, {"onnx_path": str(path), "texts": sentences,
+                                                           "threads": threads}) for name, path in files.items()]
+    timed = time_isolated(engines, rounds=rounds, samples_per_round=1, warmup=1)
+    per_sentence = {name: [ms / len(sentences) for ms in t.samples_ms] for name, t in timed.items()}
+    return {name: {"median_ms": statistics.median(v), "rounds_ms": v} for name, v in per_sentence.items()}
 
 
 def _cached(path: Path, make):
@@ -72,7 +64,6 @@ def _cached(path: Path, make):
 
 
 def run_task(task: str, args: argparse.Namespace, methods: list[str]) -> dict:
-    from bortfast.data.teacher import bundled_teacher_path
     from bortfast.finetune import FinetuneConfig, finetune
     from bortfast.finetune.agora import agora
     from bortfast.finetune.config import AgoraConfig, TaskDistillConfig
@@ -84,7 +75,7 @@ def run_task(task: str, args: argparse.Namespace, methods: list[str]) -> dict:
                   seed=0)
     teacher_budget = {**budget, "max_train_examples": args.teacher_max_train or args.max_train}
     teacher = _cached(out / "teacher", lambda: finetune(
-        bundled_teacher_path(), task, args.data, out / "teacher",
+        teacher_dir(), task, args.data, out / "teacher",
         FinetuneConfig(learning_rate=args.teacher_lr, epochs=args.teacher_epochs, batch_size=args.teacher_batch_size,
                        warmup_ratio=0.1, weight_decay=0.01, classifier_hidden_layer=False, **teacher_budget)))
     kd_cfg = TaskDistillConfig(task=task, data=str(args.data), teacher=str(out / "teacher" / "best"), arch=args.arch,
@@ -143,11 +134,10 @@ def time_shapes(args: argparse.Namespace) -> dict:
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     from bortfast.data.tasks import load_examples
-    from bortfast.data.teacher import bundled_teacher_path
     from bortfast.export.onnx import to_onnx
     from bortfast.space import Arch
 
-    base = BertConfig.from_pretrained(bundled_teacher_path())
+    base = BertConfig.from_pretrained(teacher_dir())
     shapes = {"teacher": Arch.from_config(base), **{a: Arch.parse(a) for a in args.candidates}}
     files = {}
     for name, arch in shapes.items():
@@ -158,7 +148,7 @@ def time_shapes(args: argparse.Namespace) -> dict:
                                 "architectures": ["BertForSequenceClassification"], "num_labels": 2})
             torch.manual_seed(0)
             BertForSequenceClassification(cfg).save_pretrained(d)
-            BertTokenizerFast.from_pretrained(bundled_teacher_path()).save_pretrained(d)
+            BertTokenizerFast.from_pretrained(teacher_dir()).save_pretrained(d)
             to_onnx(d, d / "model.onnx")
         files[name] = d / "model.onnx"
     dev = load_examples("sst2", args.data, "dev")[:args.latency_sentences]
@@ -182,12 +172,11 @@ def print_table(results: dict) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "time":  # the timing subprocess
-        print(json.dumps(time_onnx(sys.argv[2], sys.argv[3], int(sys.argv[4]), rounds=3)))
-        return
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, out_default="/tmp/bortfast-task-distill", threads=1,
+                out_help="output folder: results.json (or shapes.json with --candidates), every task's runs",
+                threads_help="torch threads for training and ORT threads for timing (1: on a contended CPU two "
+                "threads wait on each other; default %(default)s)")
     ap.add_argument("--data", type=Path, default=DATA, help="the GLUE directory (SST-2/, MRPC/, ...)")
-    ap.add_argument("--out", type=Path, default=Path("/tmp/bortfast-task-distill"))
     ap.add_argument("--tasks", nargs="+", default=["sst2"])
     ap.add_argument("--methods", nargs="+", default=["plain", "kd", "agora", "kd-aug"])
     ap.add_argument("--arch", default="3,4,192,768", help="student ⟨D,A,H,I⟩")
@@ -205,8 +194,6 @@ def main() -> None:
     ap.add_argument("--hidden-weight", type=float, default=0.0, help="hidden-state KD weight of the KD students")
     ap.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=False,
                     help="student batches of similar lengths (plain fine-tuning, Agora and KD alike)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads for training and ORT threads for timing "
-                    "(1: on a contended CPU two threads wait on each other)")
     ap.add_argument("--latency-sentences", type=int, default=200)
     ap.add_argument("--latency-rounds", type=int, default=3)
     ap.add_argument("--progress", action="store_true")
@@ -216,10 +203,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out_dir(args.out)
     if args.candidates:
         shapes = time_shapes(args)
-        write_json(args.out / "shapes.json", shapes)
+        write_result(args.out, shapes, name="shapes")
         for name, v in shapes.items():
             print(f"{name:>16}: {v['median_ms']:.2f} ms/sentence, {v['speedup']:.2f}x")
         return
@@ -227,9 +214,9 @@ def main() -> None:
     for task in args.tasks:  # the teacher, plain and KD students and the latency first; then Agora and KD+aug.
         models = run_task(task, args, [m for m in ("plain", "kd") if m in args.methods] or ["kd"])
         results["tasks"][task] = {"models": models, "latency": export_and_time(task, models, args)}
-        write_json(args.out / "results.json", results)
+        write_result(args.out, results, name="results")
         results["tasks"][task]["models"] = run_task(task, args, args.methods)
-        write_json(args.out / "results.json", results)
+        write_result(args.out, results, name="results")
     print_table(results)
 
 

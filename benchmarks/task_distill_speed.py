@@ -7,29 +7,26 @@ the figure is the ratio of their step times. The one-off cost of the cache (one 
 set, which also yields the logits both modes need) is reported next to it.
 
 Run (reads ../shared/data/glue; needs a fine-tuned teacher, e.g. ``bortfast finetune``'s best/):
-    python benchmarks/task_distill_speed.py --teacher TEACHER/best --arch 2,3,192,1152 --out FILE.json
+    python benchmarks/task_distill_speed.py --teacher TEACHER/best --arch 2,3,192,1152 --out DIR
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-
-from bortfast._base.io import write_json
+from _harness import out_dir, parser, write_result  # benchmarks/ is on sys.path when run as a script
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
 
 def time_steps(run, batches: list[list[int]]) -> float:
     """Seconds per optimizer step over ``batches`` (after 5 warm-up steps), on a copy of the student."""
-    from bortfast._base.optim import TrainingStep
-    from bortfast.finetune.task_distill import _batch_loss
+    from bortfast._base.optim import TrainingStep  # private package: no public training step
+    from bortfast.finetune.task_distill import _batch_loss  # private: no public per-batch loss
 
     run = dataclasses.replace(run, student=copy.deepcopy(run.student))
     run.student.train()
@@ -44,7 +41,7 @@ def time_steps(run, batches: list[list[int]]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, threads=1, out_help="output folder for task_distill_speed.json (and the student's scratch)")
     ap.add_argument("--teacher", required=True, help="a fine-tuned checkpoint of --task")
     ap.add_argument("--task", default="sst2")
     ap.add_argument("--data", type=Path, default=DATA)
@@ -52,19 +49,18 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=8000, help="training examples (seeded subsample)")
     ap.add_argument("--steps", type=int, default=150, help="optimizer steps timed per mode")
     ap.add_argument("--max-seq-len", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    import torch
+
     from bortfast.data.tasks import get_task
     from bortfast.finetune.config import TaskDistillConfig
-    from bortfast.finetune.task_distill import _prepare, teacher_targets
+    from bortfast.finetune.task_distill import _prepare, teacher_targets  # _prepare private: no public run set-up
     from bortfast.finetune.train import batch_order, example_lengths
-    from bortfast.profile.latency import cpu_model
 
     torch.set_num_threads(args.threads)
     spec = get_task(args.task)
     cfg = TaskDistillConfig(task=args.task, data=str(args.data), teacher=args.teacher, arch=args.arch,
-                            out_dir=str(args.out.parent), hidden_weight=1.0, max_train_examples=args.examples,
+                            out_dir=str(out_dir(args.out)), hidden_weight=1.0, max_train_examples=args.examples,
                             max_seq_len=args.max_seq_len, progress=False, teacher_cache_gib=0)
     run, _, info = _prepare(cfg, spec)  # the teacher per batch (no cache)
     t0 = time.perf_counter()
@@ -85,8 +81,8 @@ def main() -> None:
            "speedup": s_plain / s_fast, "cache_seconds": cache_seconds,
            "epoch_seconds_estimate": {"random_teacher_per_batch": s_plain * epoch,
                                       "grouped_cached": s_fast * epoch + cache_seconds},
-           "teacher_dev": info["teacher_dev"], "cpu": cpu_model()}
-    write_json(args.out, res)
+           "teacher_dev": info["teacher_dev"]}
+    write_result(args.out, res)
     print(f"{args.arch}, {len(lengths)} examples, {args.threads} thread(s): {s_plain * 1000:.0f} ms/step (random, "
           f"teacher per batch) vs {s_fast * 1000:.0f} ms/step (grouped, cached): {res['speedup']:.2f}x; "
           f"cache {cache_seconds:.0f} s")
