@@ -61,6 +61,8 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     # A finished run keeps the deliverables and the logs, not its intermediate copies and checkpoints.
     assert not (out / "work").exists() and not (out / "distill" / "checkpoints").exists()
     assert (out / "distill" / "metrics.jsonl").is_file()
+    card = (out / "student" / "README.md").read_text()  # the model card, with this run's measured figures
+    assert "Spearman (cosine)" in card and "ONNX Runtime" in card and str(tiny_hidden_teacher_dir) in card
     assert (student.config.num_hidden_layers, student.config.num_attention_heads, student.config.hidden_size,
             student.config.intermediate_size) == tuple(best[k] for k in ("layers", "heads", "hidden", "intermediate"))
     summary = (out / "summary.md").read_text()

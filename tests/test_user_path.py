@@ -56,6 +56,9 @@ def test_distilled_student_of_an_encoder_teacher_is_an_encoder_with_the_teachers
     final = distilled["final"]
     config = json.loads((final / "config.json").read_text())
     assert config["architectures"] == ["BertModel"]  # no untrained MLM head shipped (item 3)
+    from bortfast.export.card import is_bortfast_card
+
+    assert is_bortfast_card(final / "README.md")  # a model card says what it is and what it came from
     pooling = json.loads((final / "1_Pooling" / "config.json").read_text())
     assert pooling["embedding_dimension"] == 32  # the student's width, not the teacher's 48 (item 6)
     model = SentenceTransformer(str(final), device="cpu")
@@ -89,6 +92,8 @@ def test_run_ships_onnx_files_that_embed_like_the_student_directory(distilled, t
          "--threads", "1", "--no-progress", "--by-w", "--until", "export")
     assert json.loads((out / "student" / "config.json").read_text())["architectures"] == ["BertModel"]
     _same_embeddings(out / "model.onnx", out / "student")
+    # sentence-transformers' ONNX backend reads it inside the model folder
+    assert (out / "student" / "onnx" / "model.onnx").read_bytes() == (out / "model.onnx").read_bytes()
     _same_embeddings(out / "model.int8.onnx", out / "student", min_cosine=0.99)
 
 

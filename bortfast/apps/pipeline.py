@@ -462,6 +462,10 @@ def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
         "fp32": to_onnx(out / "student", out / "model.onnx", encoder_only=True),
         "int8": to_onnx(out / "student", out / "model.int8.onnx", quantize="int8", encoder_only=True),
     }
+    # sentence-transformers' ONNX backend reads onnx/model.onnx inside the model folder
+    from bortfast.export.st_onnx import write_sentence_transformers_onnx
+
+    write_sentence_transformers_onnx(out / "student", out / "model.onnx")
     return {"student_encoder": str(student_encoder), "teacher_encoder": str(teacher_encoder),
             **{k: dataclasses.asdict(r) for k, r in reports.items()}}
 
@@ -653,7 +657,31 @@ def _stage_summary(cfg: RunConfig, out: Path, st: dict) -> dict:
     md = render_summary(cfg, st, search)
     with atomic_open(out / "summary.md") as f:
         f.write(md)
-    return {"summary_md": str(out / "summary.md")}
+    card = _write_card(cfg, out, st)
+    return {"summary_md": str(out / "summary.md"), "model_card": str(card)}
+
+
+def _write_card(cfg: RunConfig, out: Path, st: dict) -> Path:
+    """``student/README.md``: what the student is, what it was distilled from and what it was measured to keep and
+    gain in this run (the figures of the quality and bench stages)."""
+    from bortfast.export.card import ModelCardInfo, QualityRow, SpeedRow, write_model_card
+
+    quality, rows = st["quality"], []
+    if "sts" in quality:
+        q = quality["sts"]
+        rows.append(QualityRow("Spearman (cosine)", Path(q["file"]).name, q["teacher"], q["student"]))
+    if "mlm" in quality:
+        m = quality["mlm"]
+        rows.append(QualityRow("masked-token accuracy", "held-out corpus lines", m["teacher"]["accuracy"],
+                               m["student"]["accuracy"]))
+    speedup = json.loads((out / "speedup.json").read_text(encoding="utf-8"))
+    machine = f"{speedup['machine']['processor']}, {speedup['machine']['threads']} thread(s)"
+    speed = [SpeedRow(f"ONNX Runtime {speedup['machine']['onnxruntime']} fp32, both", int(key[1:]),
+                      entry["latency_ratio"], machine, speedup["date_utc"][:10], seq_len=cfg.seq_len)
+             for key, entry in speedup["same_engine"].items()]
+    return write_model_card(out / "student", ModelCardInfo(
+        teacher_path=cfg.teacher, corpus=st["corpus"]["description"], steps=cfg.distill.steps, quality=rows,
+        speed=speed, command="bortfast run (see pipeline.json for every setting)"))
 
 
 def _arch_str(a: dict | list | str) -> str:

@@ -106,6 +106,10 @@ def run_cli(args: argparse.Namespace) -> int:
     import os
 
     if int(os.environ.get("RANK", "0")) == 0:
+        from bortfast.export.card import ModelCardInfo, write_model_card
+
+        write_model_card(final, ModelCardInfo(teacher_path=str(config.teacher), steps=config.steps,
+                                              corpus=", ".join(map(str, config.corpus))), overwrite=True)
         print(f"distilled {config.arch} from {config.teacher}: {final}")
     return 0
 
