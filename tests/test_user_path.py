@@ -45,9 +45,15 @@ def distilled(tmp_path_factory):
     teacher = save_tiny_sentence_teacher(root / "teacher", hidden=48, heads=4)
     corpus = write_tiny_corpus(root / "corpus.txt")
     out = root / "distill"
-    _cli("distill", "--teacher", str(teacher), "--corpus", str(corpus), "--arch", "1,2,32,48", "--out", str(out),
-         "--steps", "4", "--batch-size", "4", "--seq-len", "32", "--no-progress")
-    return {"root": root, "teacher": teacher, "corpus": corpus, "final": out / "final"}
+    proc = _cli("distill", "--teacher", str(teacher), "--corpus", str(corpus), "--arch", "1,2,32,48", "--out",
+                str(out), "--steps", "4", "--batch-size", "4", "--seq-len", "32", "--no-progress")
+    return {"root": root, "teacher": teacher, "corpus": corpus, "final": out / "final", "stderr": proc.stderr}
+
+
+def test_no_progress_means_no_third_party_bars_or_load_reports(distilled):
+    """Item 10: transformers' "Loading weights" / "Writing model shards" bars and load reports stay quiet."""
+    for noise in ("Loading weights", "Writing model shards", "LOAD REPORT", "it/s]"):
+        assert noise not in distilled["stderr"], distilled["stderr"][-2000:]
 
 
 def test_distilled_student_of_an_encoder_teacher_is_an_encoder_with_the_teachers_modules(distilled):

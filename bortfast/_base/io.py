@@ -147,6 +147,49 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+# The lock of an output directory and the note naming its holder: never another command's output, never removed.
+LOCK_NAME = ".bortfast.lock"
+HOLDER_NAME = ".bortfast.lock.json"
+LOCK_FILES = frozenset({LOCK_NAME, HOLDER_NAME})
+
+
+class OutputLocked(RuntimeError):
+    """Another command is writing the output directory; the message names it."""
+
+
+@contextlib.contextmanager
+def output_lock(directory: str | os.PathLike, command: str) -> Iterator[None]:
+    """Hold an exclusive lock (``filelock``) on the output ``directory`` (created if missing) while ``command``
+    writes it: a second command on the same directory fails at once with :class:`OutputLocked`, naming the holder
+    (its command, process id, host and start time). The lock goes with the process, so a killed run leaves none."""
+    import socket
+    import time
+
+    from filelock import FileLock, Timeout
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(directory / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = json.loads((directory / HOLDER_NAME).read_text(encoding="utf-8"))
+            who = f"{holder['command']} (pid {holder['pid']} on {holder['host']}, since {holder['since']})"
+        except (OSError, ValueError, KeyError):
+            who = "another bortfast command"
+        raise OutputLocked(f"{os.fspath(directory)!r} is being written by {who}; wait for it to finish or use "
+                           f"another output directory") from None
+    try:
+        write_json(directory / HOLDER_NAME, {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
+                                             "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            (directory / HOLDER_NAME).unlink()
+        lock.release()
+
+
 def to_jsonable(obj: Any) -> Any:
     """Convert dataclasses, numpy scalars/arrays and paths into plain JSON types."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -251,7 +294,7 @@ def clear_own_dir(directory: str | os.PathLike, marker: str, owned: Collection[s
     if not directory.is_dir():
         raise NotADirectoryError(f"{os.fspath(directory)!r} is not a directory; use another --out")
     owned = frozenset(owned) | {marker}
-    entries = sorted(directory.iterdir())
+    entries = sorted(p for p in directory.iterdir() if p.name not in LOCK_FILES)  # a held lock stays in place
     if not entries:
         return
     if not (directory / marker).is_file():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -133,6 +134,14 @@ class Models:
             "student_int8": f"ORT student int8 {self.student_arch}",
             "teacher_fp32": f"ORT {self.base_label} fp32 {self.teacher_arch}",
         }
+
+
+def _warn_if_busy(load: dict[str, Any], what: str) -> None:
+    """Say on the console, whatever the progress setting, that a timing ran on a busy machine."""
+    if load["busy"]:
+        print(f"[bortfast bench] warning: the machine was busy while timing {what} (other processes kept "
+              f"{load['other_cores']} core(s) busy, {100 * load['steal_fraction']:.1f}% CPU stolen): its figures are "
+              f"marked busy and are not a quiet measurement", file=sys.stderr, flush=True)
 
 
 def _log(cfg: SpeedupConfig, msg: str) -> None:
@@ -255,6 +264,7 @@ def _run_speedup(cfg: SpeedupConfig) -> dict[str, Any]:
             "compared": "encoders (last hidden states, no task or MLM head)" if models.encoders else
                         "the models' own heads",
             "targets": _targets(cfg, speedups, same_engine) if models.paper_baseline else {},
+            "busy": any(r["load"]["busy"] for r in fixed_rows + e2e_rows),
             "seconds": time.perf_counter() - t_start,
         }
         write_json(out_dir / "speedup.json", result)
@@ -359,7 +369,9 @@ def _time_fixed_shapes(cfg: SpeedupConfig, models: Models) -> tuple[list[dict[st
     for batch in cfg.batch_sizes:
         _log(cfg, f"fixed shape B={batch}, L={cfg.seq_len}, {cfg.threads} threads: each engine in its own "
                   f"process, >= {cfg.rounds} alternating rounds, >= {cfg.min_samples} samples")
-        timings = time_engines(_fixed_engines(cfg, models, batch), cfg.timing(), progress=cfg.progress)["timings"]
+        got = time_engines(_fixed_engines(cfg, models, batch), cfg.timing(), progress=cfg.progress)
+        timings = got["timings"]
+        _warn_if_busy(got["load"], f"fixed shape B={batch}")
         base = timings[names["torch_base"]]
         large = timings.get(names["torch_large"])
         for key in ("student_fp32", "student_int8", "teacher_fp32"):
@@ -371,7 +383,8 @@ def _time_fixed_shapes(cfg: SpeedupConfig, models: Models) -> tuple[list[dict[st
                 "batch": batch, "seq_len": cfg.seq_len, "times_ms": t.samples_ms,
                 "speedup_vs_baseline": base.median_ms / t.median_ms,
                 "speedup_vs_baseline_min": base.min_ms / t.min_ms,
-                "speedup_vs_torch_large": (large.median_ms / t.median_ms) if large is not None else None})
+                "speedup_vs_torch_large": (large.median_ms / t.median_ms) if large is not None else None,
+                "load": got["load"]})
         _log(cfg, ", ".join(f"{t.name}: {t.median_ms:.2f} ms (n={t.n})" for t in timings.values()))
     return rows, speedups
 
@@ -449,6 +462,7 @@ def _time_end_to_end(cfg: SpeedupConfig, models: Models, speedups: dict[str, flo
     got = time_engines(engines, cfg.e2e_timing(), progress=cfg.progress,
                        outputs=[e.name for e in engines[1:]] if is_classifier else ())
     timings = got["timings"]
+    _warn_if_busy(got["load"], "end to end")
     base = timings[names["torch_base"]].median_ms / 1e3
     rows = []
     for engine in engines:
@@ -456,7 +470,7 @@ def _time_end_to_end(cfg: SpeedupConfig, models: Models, speedups: dict[str, flo
         row = {"engine": t.name, "sentences": len(sentences), "median_s": t.median_ms / 1e3,
                "min_s": t.min_ms / 1e3, "max_s": t.max_ms / 1e3, "n": t.n, "pid": t.pid,
                "sentences_per_s": len(sentences) / (t.median_ms / 1e3),
-               "speedup_vs_baseline": base / (t.median_ms / 1e3)}
+               "speedup_vs_baseline": base / (t.median_ms / 1e3), "load": got["load"]}
         if is_classifier and engine.name in got["outputs"]:
             row["predictions"] = np.asarray(got["outputs"][engine.name]).argmax(1).tolist()
         rows.append(row)
@@ -549,6 +563,8 @@ def format_summary(result: dict[str, Any]) -> str:
         lines.append(f"same engine {key}: ORT base/student {entry['latency_ratio']:.2f} vs FLOP ratio "
                      f"{result['flops']['encoder_formula']['ratio']:.2f} (encoder) / "
                      f"{result['flops']['full_model_counted']['ratio']:.2f} (full model)")
+    if result.get("busy"):
+        lines.append("WARNING: timed while other processes loaded the machine (rows' load.busy): not quiet figures")
     if not result["targets"]:
         lines.append(f"baseline: {result['baseline']} (not BERT-base: the paper's targets do not apply)")
     for key, t in result["targets"].items():

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _quiet_libraries(args.command):
             return int(module.run_cli(args) or 0)
-    except (ValueError, OSError, TypeError, RuntimeError, ArithmeticError, LookupError) as err:
+    except Exception as err:  # bad input, a full disk, a library's own error type (safetensors, huggingface_hub)
         if args.debug or os.environ.get("BORTFAST_DEBUG", "") not in ("", "0"):
             raise
         print(f"bortfast {args.command}: error: {err} ({type(err).__name__}; --debug shows the traceback)",

@@ -76,7 +76,8 @@ def print_console_summary(state: dict, out: str) -> None:
                                            f"({len(checks)} finalist(s) timed)"))
     from bortfast.apps.pipeline import speedup_label
 
-    rows += [(f"speed-up {speedup_label(k)}", f"{v:.2f}x") for k, v in st["bench"]["summary"].items()]
+    busy = " (timed on a busy machine: not a quiet figure)" if st["bench"].get("busy") else ""
+    rows += [(f"speed-up {speedup_label(k)}", f"{v:.2f}x{busy}") for k, v in st["bench"]["summary"].items()]
     q = st["quality"]
     rows.append(("similarity Spearman ρ vs teacher", f"{q['similarity_spearman']:.3f}"))
     if "cosine" in q:

@@ -5,13 +5,14 @@ nccl on GPU), JSONL metrics and a progress bar on rank 0.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +49,12 @@ def distill(config: DistillConfig, *, callbacks: Sequence[DistillCallback] = ())
     ``out_dir/checkpoints`` (or ``resume_from``), refusing one made with another teacher vocabulary, architecture,
     sequence length or corpus. ``callbacks`` get ``(event, info)`` for events "log", "eval" and "checkpoint".
     """
+    from bortfast._base.io import output_lock
+
     rank, world, local_rank = dist.launch_info()
-    with dist.process_group(use_cuda=config.device != "cpu"):
+    # rank 0 writes the directory: it holds the lock (a second command on it fails at once, naming this one)
+    lock = output_lock(config.out_dir, "bortfast distill") if rank == 0 else contextlib.nullcontext()
+    with lock, dist.process_group(use_cuda=config.device != "cpu"):
         return _distill(config, callbacks, rank, world, local_rank)
 
 
@@ -59,6 +64,21 @@ def _distill(config: DistillConfig, callbacks: Sequence[DistillCallback], rank: 
     run.prepare_out_dir()
     run.train()
     return run.save_final()
+
+
+@contextlib.contextmanager
+def _writing(tmp: Path, what: str) -> Iterator[None]:
+    """Fill the temp directory ``tmp`` of ``what``; on any failure remove it, so nothing half-written stays beside
+    the finished checkpoints, and report a failed write (a full disk: OSError, or safetensors' own error type) as
+    one OSError naming ``what``."""
+    try:
+        yield
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) or type(err).__name__ == "SafetensorError":
+            raise OSError(f"writing {what} failed ({type(err).__name__}: {err}); its temporary directory was "
+                          f"removed and earlier checkpoints are intact (resume with the same command)") from None
+        raise
 
 
 def _device(config: DistillConfig, local_rank: int) -> torch.device:
@@ -247,13 +267,14 @@ class _DistillRun:
         torch.save(_rng_state(), tmp / f"rng_rank{self.rank}.pt")
         dist.barrier()
         if self.is_main:
-            _save_model_dir(self.module, self.teacher, tmp)
-            torch.save({"optimizer": self.train_step.optimizer.state_dict(),
-                        "scheduler": self.train_step.scheduler.state_dict()}, tmp / "trainer.pt")
-            write_json(tmp / "trainer_state.json", {
-                "step": step, "world_size": self.world, "fingerprints": self.fingerprints,
-                "config": dataclasses.asdict(self.config), "arch": str(self.arch), "time": time.time()})
-            replace_dir(tmp, final)
+            with _writing(tmp, f"checkpoint {final}"):
+                _save_model_dir(self.module, self.teacher, tmp)
+                torch.save({"optimizer": self.train_step.optimizer.state_dict(),
+                            "scheduler": self.train_step.scheduler.state_dict()}, tmp / "trainer.pt")
+                write_json(tmp / "trainer_state.json", {
+                    "step": step, "world_size": self.world, "fingerprints": self.fingerprints,
+                    "config": dataclasses.asdict(self.config), "arch": str(self.arch), "time": time.time()})
+                replace_dir(tmp, final)
             for old in _checkpoint_dirs(self.ckpt_root)[: -self.config.keep_last]:
                 shutil.rmtree(old, ignore_errors=True)
         dist.barrier()
@@ -335,12 +356,13 @@ class _DistillRun:
             tmp.mkdir(parents=True)
             # An encoder-only teacher trains no MLM head (α = 0): the student ships as the encoder it is (BertModel)
             encoder_only = self.teacher.kind == "hidden" and not self.weights.alpha
-            _save_model_dir(self.module, self.teacher, tmp, encoder_only=encoder_only)
-            write_json(tmp / "distill_config.json", config)
-            write_json(tmp / "summary.json", {"arch": str(self.arch), "steps": config.steps, "world_size": self.world,
-                                              "teacher": config.teacher, "teacher_kind": self.teacher.kind,
-                                              **summary})
-            replace_dir(tmp, final)
+            with _writing(tmp, f"the final student {final}"):
+                _save_model_dir(self.module, self.teacher, tmp, encoder_only=encoder_only)
+                write_json(tmp / "distill_config.json", config)
+                write_json(tmp / "summary.json", {"arch": str(self.arch), "steps": config.steps,
+                                                  "world_size": self.world, "teacher": config.teacher,
+                                                  "teacher_kind": self.teacher.kind, **summary})
+                replace_dir(tmp, final)
         dist.barrier()
         return final
 

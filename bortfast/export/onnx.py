@@ -114,7 +114,11 @@ def _load_config(model_dir: Path) -> Any:
         )
     from transformers import BertConfig
 
-    return BertConfig.from_pretrained(model_dir)
+    try:
+        return BertConfig.from_pretrained(model_dir)
+    except Exception as err:  # huggingface_hub's strict validation raises its own (non-ValueError) error type
+        raise ValueError(f"{str(config_path)!r} holds an invalid BERT configuration: "
+                         f"{' '.join(str(err).split())}") from None
 
 
 def _model_class(config: Any, model_dir: Path) -> str:

@@ -289,9 +289,62 @@ def time_engines(engines: Sequence[Engine], config: TimingConfig | None = None, 
     if unknown:
         raise ValueError(f"outputs names engines that are not timed: {unknown}")
     with EngineWorkers(engines, config) as pool:
+        pids = [os.getpid(), *(w.pid for w in pool.workers)]
+        before = machine_counters(pids)
         timings = _sample(pool, config, progress)
+        after = machine_counters(pids)
         got = {name: pool.output(name) for name in outputs}
-    return {"timings": timings, "outputs": got}
+    return {"timings": timings, "outputs": got, "load": machine_load(before, after)}
+
+
+def _process_ticks(pid: int) -> int | None:
+    """User + system CPU clock ticks of a process so far (``/proc/PID/stat``), None where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
+        return int(fields[11]) + int(fields[12])  # utime, stime (the stat file's fields 14 and 15)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_counters(pids: Sequence[int] = ()) -> dict[str, Any]:
+    """The load average and, where ``/proc`` exists (Linux), the machine's busy / steal / total CPU clock ticks and
+    the ticks the processes ``pids`` (ours: the timing process and its workers) have used."""
+    counters: dict[str, Any] = {"loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return counters
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    steal = fields[7] if len(fields) > 7 else 0
+    total = sum(fields[:8])
+    own = [_process_ticks(pid) for pid in pids]
+    counters.update(busy=total - idle - steal, steal=steal, total=total,
+                    own=None if None in own else sum(own))  # type: ignore[arg-type]
+    return counters
+
+
+# A timing is marked busy when other processes used more than a quarter of a core on average while it ran, or the
+# hypervisor stole more than 5 % of the CPU time: either moves a latency on these 2-core machines.
+BUSY_OTHER_CORES = 0.25
+BUSY_STEAL_FRACTION = 0.05
+
+
+def machine_load(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """What the machine did while a timing ran: load averages before and after, the cores that processes other than
+    ours kept busy on average, the share of CPU time stolen by the hypervisor, and ``busy`` (either above its
+    threshold). Without ``/proc``, only the load averages and ``busy: None``."""
+    load: dict[str, Any] = {"loadavg_before": before.get("loadavg"), "loadavg_after": after.get("loadavg"),
+                            "busy": None}
+    if before.get("own") is None or after.get("own") is None or not after["total"] > before["total"]:
+        return load
+    total, cores = after["total"] - before["total"], os.cpu_count() or 1
+    others = (after["busy"] - before["busy"]) - (after["own"] - before["own"])
+    load["other_cores"] = round(max(0.0, cores * others / total), 3)
+    load["steal_fraction"] = round((after["steal"] - before["steal"]) / total, 4)
+    load["busy"] = bool(load["other_cores"] > BUSY_OTHER_CORES or load["steal_fraction"] > BUSY_STEAL_FRACTION)
+    return load
 
 
 def _sample(pool: EngineWorkers, config: TimingConfig, progress: bool) -> dict[str, Timing]:
