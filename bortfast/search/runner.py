@@ -22,8 +22,20 @@ from bortfast.space import Arch, PerLayerArch, encoder_flops, param_counts
 
 
 def latencies(archs: Sequence[Arch | PerLayerArch], proxy: LatencyProxy, *, batch: int, seq_len: int,
-              threads: int | None = None, cache_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
-    """î for every arch: FLOPs (``"flops"``) or the fused kernel's median latency in ms (``"kernel"``)."""
+              threads: int | None = None, cache_dir: str | os.PathLike | None = None,
+              reference: Arch | PerLayerArch | None = None) -> tuple[np.ndarray, str]:
+    """î for every arch: FLOPs (``"flops"``) or the fused kernel's latency in ms (``"kernel"``). With a ``reference``
+    (the teacher T, which must be one of ``archs``), the kernel times every ξ back to back with T in alternating
+    rounds and î(ξ) = its median ratio to T times T's median ms over this profile (:mod:`bortfast.profile.relative`):
+    the ratios, which W and speed-up budgets use, do not move with the host's speed."""
+    if proxy == "kernel" and reference is not None:
+        from bortfast.profile.relative import relative_profile
+
+        others = [a for a in archs if a != reference]
+        rel = relative_profile(others, reference, batch=batch, seq_len=seq_len, threads=threads, cache_dir=cache_dir)
+        t_ms = float(np.median([r.reference_ms for r in rel])) if rel else 1.0
+        ratio = dict(zip(others, (r.ratio for r in rel)))
+        return np.array([t_ms * ratio.get(a, 1.0) for a in archs], dtype=np.float64), "ms"
     if any(isinstance(a, PerLayerArch) for a in archs):  # per-layer widths: one arch at a time, no cache
         if proxy == "flops":
             return np.array([a.flops(batch, seq_len) for a in archs], dtype=np.float64), "flops"
@@ -96,7 +108,7 @@ def run_search(archs: Sequence[Arch | PerLayerArch], teacher_arch: Arch, error_f
     cache = Path(out_dir) / "latency-cache" if out_dir is not None else None
     if rank == 0:
         i_all, unit = latencies(all_archs, cfg.latency, batch=cfg.batch, seq_len=cfg.seq_len, threads=cfg.threads,
-                                cache_dir=cache)
+                                cache_dir=cache, reference=teacher_arch)
     if world > 1:
         # Measured latencies differ from process to process: rank 0 measures (alone, so the ranks do not slow
         # each other's timings down) and every rank uses its numbers.
