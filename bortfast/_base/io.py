@@ -161,13 +161,15 @@ class OutputLocked(RuntimeError):
 def output_lock(directory: str | os.PathLike, command: str) -> Iterator[None]:
     """Hold an exclusive lock (``filelock``) on the output ``directory`` (created if missing) while ``command``
     writes it: a second command on the same directory fails at once with :class:`OutputLocked`, naming the holder
-    (its command, process id, host and start time). The lock goes with the process, so a killed run leaves none."""
+    (its command, process id, host and start time). The lock goes with the process, so a killed run leaves none; a
+    directory created here for the lock and left empty by the command is removed again."""
     import socket
     import time
 
     from filelock import FileLock, Timeout
 
     directory = Path(directory)
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(directory / LOCK_NAME), timeout=0)
     try:
@@ -188,6 +190,10 @@ def output_lock(directory: str | os.PathLike, command: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             (directory / HOLDER_NAME).unlink()
         lock.release()
+        if created and {p.name for p in directory.iterdir()} <= LOCK_FILES:  # a command that wrote nothing leaves
+            with contextlib.suppress(OSError):  # no directory behind (it created it only to lock it)
+                (directory / LOCK_NAME).unlink()
+                directory.rmdir()
 
 
 def to_jsonable(obj: Any) -> Any:
