@@ -63,7 +63,7 @@ def export(model_dir: Path) -> tuple[Path, dict]:
 def score(model_dir: Path, pairs: Any) -> float:
     from transformers import AutoTokenizer
 
-    from bortfast.distill.perlayer import load_student
+    from bortfast.models.perlayer import load_student
 
     model = load_student(model_dir, "BertModel", add_pooling_layer=False).eval()
     return sts_spearman(torch_embedder(model, AutoTokenizer.from_pretrained(model_dir), pooling="mean"), pairs)

@@ -54,8 +54,8 @@ def main() -> None:
 
     from bortfast.data.tasks import get_task
     from bortfast.finetune.config import TaskDistillConfig
+    from bortfast.finetune.encode import batch_order, example_lengths
     from bortfast.finetune.task_distill import _prepare, teacher_targets  # _prepare private: no public run set-up
-    from bortfast.finetune.train import batch_order, example_lengths
 
     torch.set_num_threads(args.threads)
     spec = get_task(args.task)

@@ -26,7 +26,7 @@ _LAZY = {
     "extract": "bortfast.apps.extract",
     "DistillConfig": "bortfast.distill.config",
     "build_student": "bortfast.distill.student",
-    "load_student": "bortfast.distill.perlayer",
+    "load_student": "bortfast.models.perlayer",
     "load_corpus": "bortfast.data.corpus",
     "load_teacher": "bortfast.data.teacher",
     "short_train_error": "bortfast.distill.short",
@@ -37,7 +37,7 @@ _LAZY = {
     "run_speedup": "bortfast.apps.bench",
     "FinetuneConfig": "bortfast.finetune.config",
     "AgoraConfig": "bortfast.finetune.config",
-    "load_finetuned": "bortfast.finetune.train",
+    "load_finetuned": "bortfast.models.heads",
     "TaskDistillConfig": "bortfast.finetune.config",
     "distill_task": "bortfast.finetune.task_distill",
 }

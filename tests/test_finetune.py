@@ -101,8 +101,11 @@ def test_multiple_choice_head(tiny, tmp_path):
 
 
 def test_bad_models_and_configs(tiny, keyword_task, tmp_path):
-    with pytest.raises(FileNotFoundError, match="has no config.json"):
+    with pytest.raises(FileNotFoundError, match="model directory .*nope' does not exist"):
         finetune(tmp_path / "nope", "sst2", keyword_task)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no config.json"):
+        finetune(tmp_path / "empty", "sst2", keyword_task)
     with pytest.raises(ValueError, match="has no fine-tuned head"):
         load_finetuned(tiny)
     with pytest.raises(ValueError, match=r"learning_rate=-1.*batch_size=0"):
@@ -127,7 +130,7 @@ def test_bad_models_and_configs(tiny, keyword_task, tmp_path):
     gpt = tmp_path / "gpt"
     gpt.mkdir()
     (gpt / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(ValueError, match="model_type 'gpt2' is not supported"):
+    with pytest.raises(ValueError, match="model_type='gpt2' model, which is not supported"):
         build_model(gpt, "sst2")
 
 
@@ -150,7 +153,8 @@ def test_max_seq_len_is_capped_at_the_model_positions():
 @pytest.mark.parametrize("task", ["sst2", "stsb"])
 def test_predict_in_length_order_returns_outputs_in_data_order(tiny, glue, task):
     """predict batches by length; each example's output must equal scoring it alone (batch 1), in data order."""
-    from bortfast.finetune.train import Encoded, encode, get_task, predict
+    from bortfast.data.tasks import get_task
+    from bortfast.finetune.encode import Encoded, encode, predict
 
     spec = get_task(task)
     model = build_model(tiny, spec, FinetuneConfig(**FAST)).eval()

@@ -1,6 +1,7 @@
 """The package's imports point one way (DESIGN.md §2): a module may import its own layer and the layers below it,
-never one above. ``bortfast.runtime`` stays torch-free; importing the package changes no process-wide import state,
-and the module paths from before the layered layout are gone (no alias hook keeps them alive)."""
+never one above. ``bortfast.runtime`` and ``bortfast.models`` stay torch-free at import; importing the package changes
+no process-wide import state, and the module paths from before the layered layout are gone (no alias hook keeps them
+alive). No module is over 500 lines, and no module imports a private (``_x``) name from another subpackage."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "bortfast"
 
 # Bottom to top. `search` must not reach `data`/`distill`: ê comes in as a function (apps/extract wires it).
-# `models` holds the model code that travels with students (torch and transformers only; nothing of bortfast).
+# `models` holds the model code (building, loading, heads, load_config): everything above imports it, it imports
+# only `_base` and `space`.
 LAYERS = ("_base", "space", "models", "profile", "search", "data", "distill", "finetune", "export", "runtime", "apps",
           "cli")
 # Modules outside the layers: the BLAS loader and the compiled core sit at the bottom; the entry point at the top.
@@ -106,13 +108,89 @@ def test_library_modules_never_import_the_cli():
     assert not offenders, offenders
 
 
-def test_runtime_does_not_import_torch():
-    code = ("import sys, bortfast.runtime\n"
+def test_models_import_nothing_above_them():
+    """The model code sits under every stage that uses it: it may import `_base`, `space` and itself, nothing else."""
+    allowed = {LAYERS.index(name) for name in ("_base", "space", "models")}
+    found = [f"{path.relative_to(PACKAGE.parent)}:{line} imports {imported}"
+             for path in sorted((PACKAGE / "models").rglob("*.py")) for line, imported in _imports(path)
+             if imported == "bortfast" or _layer(imported) not in allowed]
+    assert not found, "models imports from above:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("module", ["bortfast.runtime", "bortfast.models", "bortfast"])
+def test_torch_free_modules_do_not_import_torch(module):
+    code = (f"import sys, {module}\n"
             "bad = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
             "print(','.join(bad))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "", f"bortfast.runtime imported {proc.stdout.strip()}"
+    assert proc.stdout.strip() == "", f"{module} imported {proc.stdout.strip()}"
+
+
+def _subpackage(module: str) -> str:
+    """The top-level room of a bortfast module: ``bortfast.finetune.train`` -> ``finetune``."""
+    parts = module.split(".")
+    return EXTRA.get(parts[1], parts[1]) if len(parts) > 1 else ""
+
+
+def _private_imports(code: str, package: str) -> list[tuple[int, str, str]]:
+    """(line, module, name) for every ``from bortfast.x import _name`` in ``code`` (modules such as ``_core`` aside)."""
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            module = ".".join([*base, *([node.module] if node.module else [])])
+        else:
+            module = node.module or ""
+        if module == "bortfast" or module.startswith("bortfast."):
+            found += [(node.lineno, module, a.name) for a in node.names if a.name.startswith("_")
+                      and not a.name.startswith("__") and not _is_module(f"{module}.{a.name}")]
+    return found
+
+
+def test_no_private_name_is_imported_across_subpackages():
+    """A name another room needs is public; a leading underscore means "this room only"."""
+    crossing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        importer = _module_name(path)
+        if importer in EXEMPT:
+            continue
+        package = importer if path.name == "__init__.py" else importer.rpartition(".")[0]
+        for line, module, name in _private_imports(path.read_text(encoding="utf-8"), package):
+            if _subpackage(module) != _subpackage(importer):
+                crossing.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {name} from {module}")
+    assert not crossing, "private names imported across subpackages:\n" + "\n".join(crossing)
+
+
+def test_the_private_import_check_sees_one():
+    code = "from bortfast.export.onnx import _load_config, to_onnx\nfrom bortfast import _core\nfrom . import _x\n"
+    found = _private_imports(code, "bortfast.apps")
+    assert found == [(1, "bortfast.export.onnx", "_load_config"), (3, "bortfast.apps", "_x")]
+    assert _subpackage("bortfast.export.onnx") != _subpackage("bortfast.apps.bench")
+
+
+MAX_MODULE_LINES = 500
+# Modules still over the limit, each with the change that splits it. The list only shrinks: a module that drops to
+# the limit must leave it (the test below says so), and no module may join it.
+OVER_THE_LIMIT = {
+    "bortfast.apps.pipeline": "issue 27: bortfast/pipeline/ as a package (config, stages, state, report)",
+    "bortfast.apps.bench": "issue 27: one renderer for results (report) and the benchmark harness",
+}
+
+
+def _module_lines() -> dict[str, int]:
+    return {_module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_no_module_is_over_500_lines():
+    """A module over 500 lines holds more than one job: split it by job (issue 27)."""
+    lines = _module_lines()
+    long = [f"{name} ({n} lines)" for name, n in lines.items() if n > MAX_MODULE_LINES and name not in OVER_THE_LIMIT]
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+    done = [name for name in OVER_THE_LIMIT if lines.get(name, 0) <= MAX_MODULE_LINES]
+    assert not done, f"{done} are within {MAX_MODULE_LINES} lines now (or gone): take them off OVER_THE_LIMIT"
 
 
 # Module paths from before the layered layout (issue 13), served by an import hook until issue 27. A new module

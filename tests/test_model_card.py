@@ -56,8 +56,8 @@ def uniform_student(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def per_layer_student(tmp_path_factory) -> Path:
     """A per-layer transformers student saved as bortfast saves one (weights, config, shipped model code)."""
-    from bortfast.distill.perlayer import build_per_layer_model
     from bortfast.models import ship_model_code
+    from bortfast.models.perlayer import build_per_layer_model
 
     arch = PerLayerArch.parse("H=32;d=8;A=3,1;I=40,9", vocab_size=99, max_positions=64)
     directory = tmp_path_factory.mktemp("card") / "student-perlayer"

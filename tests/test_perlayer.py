@@ -11,7 +11,8 @@ import torch
 from transformers import BertConfig, BertForMaskedLM, BertModel
 
 from bortfast.distill.inherit import compute_importance, inherit_student
-from bortfast.distill.perlayer import check_fits_per_layer, inherit_per_layer, load_student
+from bortfast.distill.perlayer import check_fits_per_layer, inherit_per_layer
+from bortfast.models.perlayer import load_student
 from bortfast.search.knapsack import best_under_budget
 from bortfast.search.perlayer import frontier_archs, layer_menus, per_layer_frontier
 from bortfast.space import Arch, PerLayerArch, parse_arch

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from bortfast.distill import DistillConfig, distill
-from bortfast.distill.perlayer import load_student
 from bortfast.models import AUTO_MAP, MODELING_FILE, ship_model_code
+from bortfast.models.perlayer import load_student
 from bortfast.space import PER_LAYER_KEY
 
 SENTENCES = ["the red cat sleeps near the river", "a dog runs", "two old kings read and write today at night"]

@@ -20,6 +20,7 @@ from bortfast.data.tasks import get_task, load_examples
 from bortfast.distill.inherit import compute_importance
 from bortfast.finetune import FinetuneConfig, finetune, load_finetuned, load_tokenizer
 from bortfast.finetune.config import TaskDistillConfig
+from bortfast.finetune.encode import batch_order, collate, encode, predict
 from bortfast.finetune.task_distill import (
     cached_hidden_kd_loss,
     calibration_batches,
@@ -30,7 +31,6 @@ from bortfast.finetune.task_distill import (
     targets_fit,
     teacher_targets,
 )
-from bortfast.finetune.train import batch_order, collate, encode, predict
 from bortfast.space import Arch
 
 FILLER = [w for w in WORDS if w not in ("happy", "dark")]

@@ -181,9 +181,9 @@ def _load_hf_tokenizer(spec: str | None) -> Any | None:
 
 def _arch_of(model_dir: str | Path) -> Arch | PerLayerArch:
     """The model's shape: a per-layer student's PerLayerArch (its config's ``bortfast_per_layer``), else the Arch."""
-    from bortfast.export.onnx import _load_config
+    from bortfast.models.config import load_config
 
-    config = _load_config(Path(model_dir))
+    config = load_config(Path(model_dir))
     return PerLayerArch.from_config(config) or Arch.from_config(config)
 
 
@@ -317,7 +317,8 @@ def _flop_counts(cfg: SpeedupConfig, models: Models) -> dict[str, Any]:
     """FLOP ratios teacher / student: the encoder closed form and full-model counts (B=1, the fixed length)."""
     import transformers
 
-    from bortfast.distill.perlayer import is_per_layer, load_student
+    from bortfast.models.config import is_per_layer
+    from bortfast.models.perlayer import load_student
 
     def counted(model_dir: Path) -> int:
         config = transformers.AutoConfig.from_pretrained(model_dir)

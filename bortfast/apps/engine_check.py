@@ -33,14 +33,14 @@ class OrtSpeedCheck:
 
     def _onnx(self, arch: Arch | PerLayerArch) -> Path:
         """A random-weight encoder of ``arch`` as ONNX (ORT-optimised, fused), exported once per shape; a per-layer
-        ξ is built as :func:`bortfast.distill.perlayer.build_per_layer_model` builds its students."""
+        ξ is built as :func:`bortfast.models.perlayer.build_per_layer_model` builds its students."""
         import torch
         from transformers import BertModel
 
         from bortfast._base.io import atomic_dir
-        from bortfast.distill.perlayer import build_per_layer_model
         from bortfast.export.onnx import to_onnx
         from bortfast.models import ship_model_code
+        from bortfast.models.perlayer import build_per_layer_model
 
         name = _file_name(arch)
         path = self.work / f"{name}.onnx"

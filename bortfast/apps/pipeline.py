@@ -446,8 +446,8 @@ def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
     from transformers import AutoTokenizer
 
     from bortfast.data.teacher import load_teacher
-    from bortfast.distill.perlayer import load_student
     from bortfast.export.onnx import to_onnx
+    from bortfast.models.perlayer import load_student
 
     # The deployed artefact is the student's encoder (BertModel): the MLM head is only for pretraining.
     work = out / "work"
@@ -556,7 +556,7 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
     from transformers import AutoTokenizer
 
     from bortfast.data.teacher import load_teacher
-    from bortfast.distill.perlayer import load_student
+    from bortfast.models.perlayer import load_student
 
     sentences = _heldout_sentences(cfg, st)
     teacher = load_teacher(cfg.teacher)
@@ -589,7 +589,7 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
 def _mlm_quality(cfg: RunConfig, out: Path, teacher: Any, sentences: list[str]) -> dict:
     """Held-out masked-token accuracy of the teacher and the student (with its MLM head), same masked positions."""
     from bortfast.apps.quality import mlm_accuracy
-    from bortfast.distill.perlayer import load_student
+    from bortfast.models.perlayer import load_student
 
     student = load_student(out / "student", "BertForMaskedLM")
     res = {"teacher": mlm_accuracy(teacher.model, teacher.tokenizer, sentences, max_len=cfg.seq_len, seed=cfg.seed),

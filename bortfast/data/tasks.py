@@ -32,9 +32,7 @@ from typing import Any
 
 import numpy as np
 
-CLASSIFICATION = "classification"
-REGRESSION = "regression"
-MULTIPLE_CHOICE = "multiple_choice"
+from bortfast.models.config import CLASSIFICATION, MULTIPLE_CHOICE, REGRESSION  # the kinds of head a task needs
 
 
 @dataclass(frozen=True)

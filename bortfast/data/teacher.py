@@ -23,7 +23,7 @@ TeacherKind = Literal["mlm", "hidden"]
 # model types whose position ids start after the padding index (so S - pad_id - 1 positions are usable)
 _OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text", "xmod"}
 _WEIGHT_FILES_SAFE = ("model.safetensors", "model.safetensors.index.json")
-_WEIGHT_FILES_PICKLE = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")  # refused: unpickling runs code
 
 
 # --------------------------------------------------------------------------------------------------------- teacher
@@ -73,7 +73,7 @@ def load_teacher(name_or_path: str | os.PathLike, *, allow_pickle: bool = False)
         if not (path / "config.json").is_file():
             raise ValueError(f"teacher directory {str(path)!r} has no config.json: not a transformers model")
         has_safe = any((path / f).is_file() for f in _WEIGHT_FILES_SAFE)
-        has_pickle = any((path / f).is_file() for f in _WEIGHT_FILES_PICKLE)
+        has_pickle = any((path / f).is_file() for f in PICKLE_WEIGHT_FILES)
         if not has_safe and has_pickle and not allow_pickle:
             raise ValueError(
                 f"teacher {str(path)!r} has only pickle weights (pytorch_model.bin); refusing to unpickle them. "

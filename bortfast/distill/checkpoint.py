@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import 
 
 
 
-from bortfast.data.teacher import _WEIGHT_FILES_PICKLE, Teacher
+from bortfast.data.teacher import PICKLE_WEIGHT_FILES, Teacher
 
 
 def _checkpoint_dirs(root: Path) -> list[Path]:
@@ -88,11 +88,12 @@ def _load_student(directory: Path) -> Any:
     from transformers import BertForMaskedLM
 
     if not (directory / "model.safetensors").is_file():
-        if any((directory / f).is_file() for f in _WEIGHT_FILES_PICKLE):
+        if any((directory / f).is_file() for f in PICKLE_WEIGHT_FILES):
             raise ValueError(f"checkpoint {str(directory)!r} holds pickle weights (pytorch_model.bin); refusing to "
                              f"unpickle them — bortfast checkpoints are safetensors")
         raise ValueError(f"checkpoint {str(directory)!r} has no model.safetensors")
-    from bortfast.distill.perlayer import is_per_layer, load_student
+    from bortfast.models.config import is_per_layer
+    from bortfast.models.perlayer import load_student
 
     if is_per_layer(json.loads((directory / "config.json").read_text(encoding="utf-8"))):
         return load_student(directory, "BertForMaskedLM")

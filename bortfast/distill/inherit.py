@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bortfast.models.perlayer import bert_encoder
 from bortfast.space import Arch
 
 LayerRule = str | Sequence[int]
@@ -77,19 +78,6 @@ class Importance:
             raise ValueError(f"{os.fspath(path)!r}: importance version {version}, expected {IMPORTANCE_VERSION}; "
                              f"delete it to recompute")
         return cls(**arrays, tokens=tokens)
-
-
-def bert_encoder(model: Any) -> Any:
-    """The ``BertModel`` inside ``model`` (itself, or ``.bert`` of a BertFor* model); ValueError otherwise."""
-    from transformers import BertModel
-
-    if isinstance(model, BertModel):
-        return model
-    base = getattr(model, "bert", None)
-    if isinstance(base, BertModel):
-        return base
-    raise ValueError(f"weight inheritance needs a BERT-layout teacher (BertModel / BertFor*), got "
-                     f"{type(model).__name__}; use init='random' for other architectures")
 
 
 # ------------------------------------------------------------------------------------------------- importance
@@ -267,7 +255,10 @@ def student_config(arch: Arch, teacher_config: Any, **overrides: Any) -> Any:
     return BertConfig(**fields)
 
 
-def _linear(dst: Any, src: Any, rows: torch.Tensor | None, cols: torch.Tensor | None, scale: float = 1.0) -> None:
+def copy_linear(dst: Any, src: Any, rows: torch.Tensor | None, cols: torch.Tensor | None,
+                scale: float = 1.0) -> None:
+    """Copy ``src``'s weight and bias into the smaller ``dst`` (an ``nn.Linear``), keeping output rows ``rows`` and
+    input columns ``cols`` (None: all), times ``scale``. Call under ``torch.no_grad()``."""
     w, b = src.weight, src.bias
     if rows is not None:
         w, b = w[rows], b[rows]
@@ -285,13 +276,13 @@ def _layernorm(dst: Any, src: Any, keep: torch.Tensor) -> None:
 def _copy_layer(dst: Any, src: Any, hk: torch.Tensor, plan: HeadPlan, neurons: torch.Tensor) -> None:
     qk, v = torch.as_tensor(plan.qk), torch.as_tensor(plan.v)
     s, d = src.attention.self, dst.attention.self
-    _linear(d.query, s.query, qk, hk, plan.q_scale)
-    _linear(d.key, s.key, qk, hk)
-    _linear(d.value, s.value, v, hk)
-    _linear(dst.attention.output.dense, src.attention.output.dense, hk, v)
+    copy_linear(d.query, s.query, qk, hk, plan.q_scale)
+    copy_linear(d.key, s.key, qk, hk)
+    copy_linear(d.value, s.value, v, hk)
+    copy_linear(dst.attention.output.dense, src.attention.output.dense, hk, v)
     _layernorm(dst.attention.output.LayerNorm, src.attention.output.LayerNorm, hk)
-    _linear(dst.intermediate.dense, src.intermediate.dense, neurons, hk)
-    _linear(dst.output.dense, src.output.dense, hk, neurons)
+    copy_linear(dst.intermediate.dense, src.intermediate.dense, neurons, hk)
+    copy_linear(dst.output.dense, src.output.dense, hk, neurons)
     _layernorm(dst.output.LayerNorm, src.output.LayerNorm, hk)
 
 
@@ -323,7 +314,7 @@ def inherit_into(student: Any, teacher: Any, imp: Importance, layers: LayerRule 
             neurons = torch.as_tensor(_top(imp.neurons[li], sc.intermediate_size))
             _copy_layer(dst, tb.encoder.layer[li], hk, plan, neurons)
         if sb.pooler is not None and tb.pooler is not None:
-            _linear(sb.pooler.dense, tb.pooler.dense, hk, hk)
+            copy_linear(sb.pooler.dense, tb.pooler.dense, hk, hk)
         _copy_mlm_head(student, teacher, hk)
     return InheritPlan(layers=kept, hidden=hk_np.tolist())
 
@@ -333,7 +324,7 @@ def _copy_mlm_head(student: Any, teacher: Any, hk: torch.Tensor) -> None:
     if s_cls is None or t_cls is None:
         return  # a hidden-state teacher has no MLM head: the student's stays freshly initialised
     st, tt = s_cls.predictions.transform, t_cls.predictions.transform
-    _linear(st.dense, tt.dense, hk, hk)
+    copy_linear(st.dense, tt.dense, hk, hk)
     _layernorm(st.LayerNorm, tt.LayerNorm, hk)
     s_cls.predictions.bias.copy_(t_cls.predictions.bias)
     student.tie_weights()

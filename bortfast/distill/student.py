@@ -94,7 +94,8 @@ def build_student(arch: Arch | PerLayerArch, teacher: Teacher, *, seed: int, dro
 
 def _build_per_layer_student(arch: PerLayerArch, teacher: Teacher, *, seed: int, dropout: float, init: StudentInit,
                              importance: Any, layers: Any, pad: int) -> Any:
-    from bortfast.distill.perlayer import build_per_layer_model, inherit_per_layer
+    from bortfast.distill.perlayer import inherit_per_layer
+    from bortfast.models.perlayer import build_per_layer_model
 
     drop = dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     if init == "inherit":

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bortfast._base.io import atomic_path
+from bortfast.models.config import is_per_layer, load_config
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 14  # the optimizer's fusions are tested from here
@@ -94,31 +95,6 @@ def check_fusions(fused_ops: dict[str, int], num_layers: int) -> list[str]:
         if have < want:
             missing.append(f"{group}: {have} < {want}")
     return missing
-
-
-def _load_config(model_dir: Path) -> Any:
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model directory {str(model_dir)!r} does not exist or is not a directory")
-    config_path = model_dir / "config.json"
-    if not config_path.is_file():
-        raise ValueError(f"{str(model_dir)!r} is not a transformers model directory: no config.json")
-    try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{str(config_path)!r} is not valid JSON: {err}") from None
-    model_type = raw.get("model_type")
-    if model_type != "bert":
-        raise ValueError(
-            f"{str(model_dir)!r} holds a model_type={model_type!r} model; bortfast exports BERT-family models "
-            f"(model_type 'bert': {', '.join(SUPPORTED_CLASSES)})"
-        )
-    from transformers import BertConfig
-
-    try:
-        return BertConfig.from_pretrained(model_dir)
-    except Exception as err:  # huggingface_hub's strict validation raises its own (non-ValueError) error type
-        raise ValueError(f"{str(config_path)!r} holds an invalid BERT configuration: "
-                         f"{' '.join(str(err).split())}") from None
 
 
 def _model_class(config: Any, model_dir: Path) -> str:
@@ -198,13 +174,11 @@ def to_onnx(
     model_dir = Path(model_dir)
     out_path = Path(out_path)
     _check_export_args(quantize, opset, parity_tolerance)
-    config = _load_config(model_dir)
+    config = load_config(model_dir)
     class_name = "BertModel" if encoder_only else _model_class(config, model_dir)
     output_name = SUPPORTED_CLASSES[class_name][0]
 
     import onnx
-
-    from bortfast.distill.perlayer import is_per_layer
 
     per_layer = is_per_layer(config)  # layer widths differ: only bortfast's loader builds the model
     model = _load_export_model(model_dir, class_name, per_layer)
@@ -248,7 +222,7 @@ def _load_export_model(model_dir: Path, class_name: str, per_layer: bool) -> Any
     import transformers
 
     from bortfast._base.io import clear_weight_errors
-    from bortfast.distill.perlayer import load_student
+    from bortfast.models.perlayer import load_student
 
     kwargs: dict[str, Any] = {"attn_implementation": "eager"}
     if class_name == "BertModel":  # the encoder: token states only, no pooler (sentence pooling is the runtime's)

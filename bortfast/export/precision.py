@@ -102,9 +102,10 @@ def output_agreement(fp32_path: str | Path, int8_path: str | Path, batches: list
 def sample_batches(model_dir: Path, texts: list[str] | None, config: PrecisionConfig) -> tuple[list[dict], str]:
     """The agreement sample: ``texts`` tokenized by the model's tokenizer (batches of 32, padded), else padded
     random token ids."""
-    from bortfast.export.onnx import _load_config, random_inputs
+    from bortfast.export.onnx import random_inputs
+    from bortfast.models.config import load_config
 
-    bert = _load_config(model_dir)
+    bert = load_config(model_dir)
     if texts:
         from transformers import AutoTokenizer
 
@@ -150,14 +151,15 @@ def choose_precision(model_dir: str | Path, out_path: str | Path, *, config: Pre
     """Export ``model_dir`` in fp32 and INT8 (:func:`~bortfast.export.to_onnx`, ``export_kwargs`` passed on),
     time both and measure their agreement, and write the chosen one to ``out_path`` (atomically)."""
     from bortfast._base.io import atomic_path
-    from bortfast.export.onnx import _load_config, to_onnx
+    from bortfast.export.onnx import to_onnx
+    from bortfast.models.config import load_config
 
     config = config or PrecisionConfig()
     model_dir, out_path = Path(model_dir), Path(out_path)
     if export_kwargs.get("quantize") is not None:
         raise ValueError(f"choose_precision decides the quantisation itself; got quantize="
                          f"{export_kwargs['quantize']!r}")
-    vocab_size = _load_config(model_dir).vocab_size
+    vocab_size = load_config(model_dir).vocab_size
     with tempfile.TemporaryDirectory(prefix="bortfast-precision-") as tmp:
         paths = {"fp32": Path(tmp) / "fp32.onnx", "int8": Path(tmp) / "int8.onnx"}
         exports = {name: to_onnx(model_dir, path, quantize=None if name == "fp32" else "int8", **export_kwargs)

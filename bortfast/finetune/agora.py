@@ -52,6 +52,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from bortfast._base.io import append_jsonl, atomic_open, write_json
+from bortfast._base.state import quiet_transformers
 from bortfast.data.tasks import (
     MULTIPLE_CHOICE,
     REGRESSION,
@@ -63,22 +64,16 @@ from bortfast.data.tasks import (
     primary_score,
 )
 from bortfast.finetune.config import AgoraConfig, Theta
+from bortfast.finetune.encode import check_tokenizer, decide, encode, evaluate, load_tokenizer, predict
 from bortfast.finetune.train import (
-    _load_config,
-    _silence_load_report,
     build_model,
-    check_tokenizer,
-    decide,
-    encode,
-    evaluate,
     fit_seq_len,
-    load_tokenizer,
-    predict,
     save_checkpoint,
     split_heldout,
     subsample,
     train_model,
 )
+from bortfast.models.config import load_config
 
 
 def prune(scored: Sequence[tuple[Theta, float]]) -> list[Theta]:
@@ -158,12 +153,12 @@ def make_generator(model_dir: str | os.PathLike, tokenizer: PreTrainedTokenizerB
     """The data-generating function: the checkpoint's MLM head when it has one (``auto``/``mlm``), else words."""
     if config.generator == "words":
         return WordPerturber(config.mask_prob, config.seed)
-    bert_config = _load_config(model_dir)
+    bert_config = load_config(model_dir)
     has_mlm = bool({"BertForMaskedLM", "BertForPreTraining"} & set(bert_config.architectures or []))
     if has_mlm:
         from transformers import BertForMaskedLM
 
-        with _silence_load_report():
+        with quiet_transformers(progress_bars=False):
             mlm, info = BertForMaskedLM.from_pretrained(model_dir, local_files_only=True, output_loading_info=True)
         has_mlm = not any(k.startswith("cls.") for k in info["missing_keys"])
         if has_mlm:
@@ -238,7 +233,7 @@ class _AgoraRun:
                  out_dir: str | os.PathLike | None, config: AgoraConfig,
                  tokenizer_dir: str | os.PathLike | None) -> None:
         self.model_dir, self.spec, self.data = model_dir, spec, data
-        model_config = _load_config(model_dir)
+        model_config = load_config(model_dir)
         self.tokenizer = load_tokenizer(tokenizer_dir or model_dir)
         check_tokenizer(self.tokenizer, model_dir)
         self.config = config = dataclasses.replace(config, finetune=fit_seq_len(config.finetune, model_config))

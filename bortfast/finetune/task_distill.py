@@ -59,27 +59,23 @@ from bortfast.data.tasks import (
     majority_baseline,
     primary_score,
 )
-from bortfast.distill.inherit import InheritPlan, _linear, bert_encoder, check_fits, compute_importance, inherit_into
+from bortfast.distill.inherit import InheritPlan, check_fits, compute_importance, copy_linear, inherit_into
 from bortfast.finetune.agora import WordPerturber
 from bortfast.finetune.config import TaskDistillConfig
-from bortfast.finetune.train import (
-    _HEAD_CLASS,
+from bortfast.finetune.encode import (
     Encoded,
-    _head_kind,
-    _load_config,
     batch_order,
     collate,
     decide,
     encode,
     example_lengths,
-    fit_seq_len,
-    load_finetuned,
     load_tokenizer,
     predict,
-    save_checkpoint,
-    seed_everything,
-    subsample,
 )
+from bortfast.finetune.train import fit_seq_len, save_checkpoint, seed_everything, subsample
+from bortfast.models.config import HEAD_CLASSES, head_kind, load_config
+from bortfast.models.heads import load_finetuned
+from bortfast.models.perlayer import bert_encoder
 from bortfast.space import Arch
 
 # ---------------------------------------------------------------------------------------------------- teacher
@@ -87,8 +83,8 @@ from bortfast.space import Arch
 
 def check_teacher(teacher_dir: str, spec: TaskSpec) -> None:
     """ValueError unless ``teacher_dir`` holds a head fine-tuned for ``spec`` (kind and label count), naming both."""
-    config = _load_config(teacher_dir)
-    have = _head_kind(config)
+    config = load_config(teacher_dir)
+    have = head_kind(config)
     want = f"a {spec.kind} head with num_labels={spec.num_labels}"
     if have is None:
         raise ValueError(f"teacher {teacher_dir} is not fine-tuned: it has no classification head (architectures "
@@ -107,7 +103,7 @@ def is_finetuned(model_dir: str | os.PathLike) -> bool:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return raw.get("model_type") == "bert" and bool(set(raw.get("architectures") or []) & set(_HEAD_CLASS))
+    return raw.get("model_type") == "bert" and bool(set(raw.get("architectures") or []) & set(HEAD_CLASSES))
 
 
 def calibration_batches(data: Encoded, kind: str, pad_id: int, batch_size: int = 16) -> list[tuple]:
@@ -127,10 +123,10 @@ def _copy_head(student: nn.Module, teacher: nn.Module, hidden: torch.Tensor) -> 
     """The classifier restricted to the kept hidden channels (the pooler is copied by inherit_into)."""
     s_head, t_head = student.classifier, teacher.classifier
     if isinstance(t_head, nn.Sequential):  # CoLA's head: Linear(H, H) -> GELU -> Dropout -> Linear(H, labels)
-        _linear(s_head[0], t_head[0], hidden, hidden)
-        _linear(s_head[3], t_head[3], None, hidden)
+        copy_linear(s_head[0], t_head[0], hidden, hidden)
+        copy_linear(s_head[3], t_head[3], None, hidden)
     else:
-        _linear(s_head, t_head, None, hidden)
+        copy_linear(s_head, t_head, None, hidden)
 
 
 def inherit_task_student(teacher: nn.Module, arch: Arch, importance: Any, *, layers: str = "importance",
@@ -377,7 +373,7 @@ def save_inherited_student(config: TaskDistillConfig, path: str | os.PathLike) -
     """Cut the student out of the fine-tuned teacher (as :func:`distill_task` does) and save it, untrained, to
     ``path`` in ``bortfast finetune``'s format: the start for plain fine-tuning or Agora of the same student."""
     spec = get_task(config.task)
-    cfg = fit_seq_len(config, _load_config(config.teacher))
+    cfg = fit_seq_len(config, load_config(config.teacher))
     check_teacher(cfg.teacher, spec)
     train = subsample(load_examples(spec, cfg.data, "train"), cfg.max_train_examples, cfg.seed)
     student, _, plan, tokenizer, _ = _cut(cfg, spec, train)
@@ -419,7 +415,7 @@ def distill_task(config: TaskDistillConfig) -> dict[str, Any]:
     epoch in ``out_dir/best`` and write ``out_dir/results.json``. Returns the results (dev metrics under
     ``"dev"``, the teacher's under ``"teacher_dev"``)."""
     spec = get_task(config.task)
-    cfg = fit_seq_len(config, _load_config(config.teacher))
+    cfg = fit_seq_len(config, load_config(config.teacher))
     cpu0, wall0 = time.process_time(), time.perf_counter()
     run, tokenizer, info = _prepare(cfg, spec)
     out = Path(cfg.out_dir)

@@ -1,13 +1,21 @@
-"""Model code that travels with bortfast's students (issue 26, item 5).
+"""The model code: BERT students and teachers as bortfast builds, loads and ships them.
 
-:mod:`bortfast.models.modeling_bortfast_perlayer` is the per-layer BERT student in one file that imports only torch
-and transformers. :func:`ship_model_code` copies it verbatim into a per-layer student directory and names its classes
-in the directory's ``config.json`` (``auto_map``), as transformers' remote-code models do, so that
-``AutoModel.from_pretrained(directory, trust_remote_code=True)`` and ``SentenceTransformer(directory,
-trust_remote_code=True)`` load it. bortfast's own loader (:func:`bortfast.distill.perlayer.load_student`) imports the
-file from this package and never runs a directory's copy.
+* :mod:`.config`: :func:`load_config` (the one reader of a model directory's ``config.json``), the kinds of task
+  head and :func:`head_kind`, :func:`is_per_layer`.
+* :mod:`.perlayer`: students whose layers differ in width — :func:`build_per_layer_model`, :func:`load_student`
+  (per-layer or uniform) — and :func:`bert_encoder`, the ``BertModel`` inside any BERT model.
+* :mod:`.heads`: the task heads (:class:`BortForSequenceClassification`, the paper's CoLA head) and
+  :func:`load_finetuned`.
+* :mod:`.modeling_bortfast_perlayer`: the per-layer BERT student in one file that imports only torch and
+  transformers. :func:`ship_model_code` copies it verbatim into a per-layer student directory and names its classes
+  in the directory's ``config.json`` (``auto_map``), as transformers' remote-code models do, so that
+  ``AutoModel.from_pretrained(directory, trust_remote_code=True)`` and ``SentenceTransformer(directory,
+  trust_remote_code=True)`` load it. bortfast's own loader (:func:`load_student`) imports the file from this package
+  and never runs a directory's copy.
 
-This package stays torch-free: importing it does not import the modeling file.
+Models sit low in the package (just above :mod:`bortfast.space`): distillation, fine-tuning, export and the apps
+import them, never the reverse. This package stays torch-free: importing it imports neither the modeling file nor
+torch; the names of :mod:`.perlayer` and :mod:`.heads` load on first use.
 """
 
 from __future__ import annotations
@@ -18,9 +26,29 @@ import shutil
 from pathlib import Path
 
 from bortfast._base.io import write_json
+from bortfast.models.config import head_kind, is_per_layer, load_config
 from bortfast.space import PER_LAYER_KEY
 
-__all__ = ["AUTO_MAP", "MODELING_FILE", "ship_model_code"]
+__all__ = ["AUTO_MAP", "MODELING_FILE", "BortForSequenceClassification", "bert_encoder", "build_per_layer_model",
+           "head_kind", "is_per_layer", "load_config", "load_finetuned", "load_student", "ship_model_code"]
+
+# Names whose modules import torch / transformers: loaded on first use.
+_LAZY = {
+    "BortForSequenceClassification": "bortfast.models.heads",
+    "load_finetuned": "bortfast.models.heads",
+    "bert_encoder": "bortfast.models.perlayer",
+    "build_per_layer_model": "bortfast.models.perlayer",
+    "load_student": "bortfast.models.perlayer",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bortfast.models' has no attribute {name!r}")
+
 
 MODELING_FILE = Path(__file__).with_name("modeling_bortfast_perlayer.py")
 _MODULE = MODELING_FILE.stem
