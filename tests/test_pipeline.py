@@ -73,6 +73,9 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     assert -1 <= q["teacher"] <= 1 and -1 <= q["student"] <= 1 and q["pairs"] == 20
     assert len(q["pivots"]) == search["trainings"] and (out / "quality.png").is_file()
     assert "STS Spearman teacher / student" in proc.stdout and "STS (" in summary
+    quality = json.loads((out / "quality.json").read_text())  # the report says which data chose, which reports
+    assert quality["sts"] == q and quality["splits"]["chose"].startswith("ê") and str(sts) in quality["splits"][
+        "reports"][-1]
     assert search["selection"] == {"rule": "W"} and "error_param_spearman" in search
     # The quality/bench sentences are held out: search and distillation excluded exactly these lines.
     heldout = out / "corpus" / "heldout.txt"

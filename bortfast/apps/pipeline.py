@@ -583,6 +583,12 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
         scores["mlm"] = _mlm_quality(cfg, out, teacher, sentences)
     if cfg.quality.sts is not None:
         scores["sts"] = _sts_quality(cfg, out, teacher, student, tokenizer)
+    # Which data chose and which reports (DESIGN §8): no quality score chose anything in a run, ê did
+    scores["splits"] = {
+        "chose": "ê, the distillation loss on held-out corpus blocks of the search (and the speed budget)",
+        "reports": [f"{len(sentences)} held-out corpus lines (corpus/heldout.txt, never trained on)"]
+        + ([f"STS: {cfg.quality.sts}"] if cfg.quality.sts is not None else [])}
+    write_json(out / "quality.json", scores)
     return scores
 
 
