@@ -11,7 +11,7 @@ from typing import Literal
 import pytest
 
 from bortfast.apps.pipeline import DistillStage, RunConfig, SearchStage
-from bortfast.cli._args import add_dataclass_arguments, field_comments, from_args
+from bortfast.cli._args import add_dataclass_arguments, field_comments, from_args, given
 from bortfast.cli.main import build_parser
 
 
@@ -56,6 +56,36 @@ def test_builder_prefix_defaults_and_help():
     text = parser.format_help()
     assert "how many (100% of them); default 9" in text and "skip the check" in text
     assert field_comments(_Example)["kind"] == "which kind"
+
+
+@dataclass
+class _Modes:
+    name: str  # a required name
+    count: int = field(default=5, metadata={"help": "how many, from metadata"})  # a comment the metadata overrides
+    maybe: bool | None = None  # on, off or the mode's choice
+    old: float = field(default=1.0, metadata={"flag": "new", "aliases": ("old",), "help": "renamed"})
+
+
+@dataclass
+class _OtherMode:
+    name: str  # a required name
+    count: int = 7  # how many
+    extra: int = 2  # only here
+
+
+def test_builder_metadata_help_aliases_and_unset_modes(capsys):
+    parser = argparse.ArgumentParser(prog="x")
+    add_dataclass_arguments(parser, _Modes, _OtherMode, unset=True, labels=("in a", "in b"))
+    text = parser.format_help()
+    assert "how many, from metadata; default 5 in a, 7 in b" in text  # the metadata wins; each mode's default
+    assert "only here; default 2; in b only" in text
+    assert "--maybe, --no-maybe" in text and "--new NEW" in text and "--old" not in text  # the alias is hidden
+    args = parser.parse_args(["--name", "n", "--old", "2", "--no-maybe"])
+    assert "--old is deprecated" in capsys.readouterr().err
+    assert given(_Modes, args) == {"name": "n", "old": 2.0, "maybe": False}  # only what was given
+    assert given(_OtherMode, args) == {"name": "n"}
+    with pytest.raises(SystemExit):  # required in every mode: required
+        parser.parse_args([])
 
 
 def test_run_config_flat_keywords_build_the_stage_configs():

@@ -15,7 +15,7 @@ def setup(tmp_path_factory):
 def test_finetune_cli_prints_dev_metrics_and_writes_json(setup, tmp_path, capsys):
     model, data = setup
     rc = main(["finetune", "--model", str(model), "--task", "SST-2", "--data", str(data), "--out", str(tmp_path),
-               "--epochs", "1", "--batch-size", "8", "--learning-rate", "5e-3", "--no-progress", "--threads", "1"])
+               "--epochs", "1", "--batch-size", "8", "--lr", "5e-3", "--no-progress", "--threads", "1"])
     assert rc == 0
     out = capsys.readouterr().out
     results = json.loads((tmp_path / "results.json").read_text())
@@ -26,7 +26,7 @@ def test_finetune_cli_prints_dev_metrics_and_writes_json(setup, tmp_path, capsys
 def test_agora_cli_with_a_tiny_grid(setup, tmp_path, capsys):
     model, data = setup
     rc = main(["finetune", "--model", str(model), "--task", "sst2", "--data", str(data), "--out", str(tmp_path),
-               "--agora", "--agora-learning-rates", "5e-3", "1e-7", "--agora-weight-decays", "0",
+               "--agora", "--agora-lrs", "5e-3", "1e-7", "--agora-weight-decays", "0",
                "--agora-warmup-ratios", "0.1", "--agora-batch-sizes", "16", "--agora-replay", "0",
                "--agora-generator", "words", "--epochs", "1", "--max-train-examples", "64", "--no-progress", "--json"])
     assert rc == 0

@@ -364,8 +364,8 @@ def test_search_per_layer_runs_algorithm1_on_the_frontier(tiny_teacher_dir, tiny
     out = tmp_path / "search"
     cmd = [sys.executable, "-m", "bortfast", "search", "--teacher", str(tiny_teacher_dir), "--corpus",
            str(tiny_corpus_file), "--per-layer", "--per-layer-points", "4", "--eps", "3", "--steps", "1",
-           "--lr", "1e-3", "--latency", "flops", "--seq-len", "32", "--train-batch-size", "4",
-           "--heldout-batch-size", "4", "--torch-threads", "1", "--no-progress", "--out", str(out)]
+           "--lr", "1e-3", "--latency", "flops", "--seq-len", "32", "--batch-size", "4",
+           "--heldout-batch-size", "4", "--threads", "1", "--no-progress", "--out", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

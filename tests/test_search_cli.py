@@ -25,7 +25,7 @@ N_TRAININGS = 9  # below-teacher space of the tiny teacher: 130 architectures, e
 def cli_args(teacher: Path, corpus: Path, out: Path, *extra: str) -> list[str]:
     return ["search", "--teacher", str(teacher), "--corpus", str(corpus), "--space", "below-teacher",
             "--eps", "16", "--steps", "2", "--lr", "1e-3", "--latency", "flops", "--seq-len", "32",
-            "--train-batch-size", "4", "--heldout-batch-size", "4", "--torch-threads", "1", "--no-progress",
+            "--batch-size", "4", "--heldout-batch-size", "4", "--threads", "1", "--no-progress",
             "--out", str(out), *extra]
 
 

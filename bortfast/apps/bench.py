@@ -61,25 +61,35 @@ TARGETS = {
 class SpeedupConfig:
     """Settings of one :func:`run_speedup` run."""
 
-    out_dir: str  # where speedup.json / speedup.png go
-    student_dir: str | None = None  # deployed model (default: random-weight Bort <4,8,1024,768>)
-    teacher_dir: str | None = None  # baseline (default: random-weight BERT-base)
-    large_dir: str | None = None  # second baseline (default: random-weight BERT-large; see include_large)
-    include_large: bool = True  # time the BERT-large baseline (fixed shape only)
-    tokenizer: str | None = None  # vocab.txt / tokenizer.json / directory, for random models' end-to-end run
-    sentences: list[str] | None = None  # end-to-end inputs (None: skip part c)
-    batch_sizes: tuple[int, ...] = (1, 8)  # fixed-shape batch sizes
-    seq_len: int = 128  # fixed-shape sequence length
-    threads: int = 2  # torch.set_num_threads and ORT intra_op_num_threads (in each engine's worker)
-    rounds: int = 10  # at least this many alternating timing rounds (fixed shape)
-    min_samples: int = 30  # ... and more until every engine has this many timed calls
+    out_dir: str = field(metadata={"flag": "out", "help": "output directory for speedup.json and speedup.png"})
+    student_dir: str | None = field(default=None, metadata={
+        "flag": "student", "help": "deployed model directory (default: random-weight Bort <4,8,1024,768>)"})
+    teacher_dir: str | None = field(default=None, metadata={
+        "flag": "teacher", "help": "baseline model directory (default: random-weight BERT-base)"})
+    large_dir: str | None = field(default=None, metadata={
+        "flag": "large", "help": "second baseline directory (default: random-weight BERT-large)"})
+    include_large: bool = field(default=True, metadata={  # time the BERT-large baseline (fixed shape only)
+        "flag": "no-large", "help": "skip the BERT-large baseline"})
+    tokenizer: str | None = field(default=None, metadata={  # for random models' end-to-end run
+        "help": "vocab.txt / tokenizer.json / directory for random models (end to end)"})
+    sentences: list[str] | None = field(default=None, metadata={"cli": False})  # end-to-end inputs (None: skip c)
+    batch_sizes: tuple[int, ...] = field(default=(1, 8), metadata={
+        "help": "fixed-shape batch sizes (sequences per call), space-separated"})
+    seq_len: int = field(default=128, metadata={"help": "fixed-shape sequence length (tokens)"})
+    threads: int = field(default=2, metadata={  # torch.set_num_threads and ORT intra_op_num_threads
+        "help": "the command's thread budget: torch threads and ONNX Runtime intra-op threads of every timed "
+                "engine (each in its own worker) and of the export"})
+    rounds: int = field(default=10, metadata={"help": "at least this many alternating timing rounds (fixed shape)"})
+    min_samples: int = field(default=30, metadata={"help": "timed calls per engine, at least (fixed shape)"})
     warmup: int = 3  # untimed calls per engine before the rounds (torch's first calls are slow)
     e2e_rounds: int = 3  # alternating rounds over all sentences (one timed pass each)
     e2e_batch_size: int = 32
-    spinning: bool = DEFAULT_ORT_SPINNING  # ORT idle spinning in the ORT engines (the runtime's default)
+    spinning: bool = field(default=DEFAULT_ORT_SPINNING, metadata={  # ORT idle spinning (the runtime's default)
+        "help": "let ONNX Runtime's idle threads spin (default off, as in bortfast.runtime)"})
     seed: int = 0
-    work_dir: str | None = None  # where exported ONNX files go (default: a temporary directory)
-    progress: bool = True
+    work_dir: str | None = field(default=None, metadata={  # where exported ONNX files go (default: a temp dir)
+        "help": "keep the exported ONNX files here (default: a temporary directory)"})
+    progress: bool = field(default=True, metadata={"help": "no progress bars or stage messages"})
 
     def __post_init__(self) -> None:
         check_positive_ints(self, ("seq_len", "threads", "rounds", "min_samples", "e2e_rounds", "e2e_batch_size"),

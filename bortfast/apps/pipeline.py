@@ -193,7 +193,9 @@ class RunConfig:
     corpus: list[str] = field(default_factory=list)  # text files / dirs / hf:NAME (empty: the stdlib docstrings)
     seq_len: int = 128  # latency shape L, the search's training blocks, export, timing and quality
     max_blocks: int | None = 2000  # corpus blocks used (None: all)
-    threads: int = 2  # CPU threads
+    threads: int = field(default=2, metadata={  # CPU threads
+        "help": "the run's thread budget: the latency kernel's threads and the torch / ONNX Runtime intra-op "
+                "threads of the engine check, export and bench (trainings use torch's default)"})
     seed: int = 0  # seeds every student, the data split and the masking
     init: Literal["inherit", "random"] = "inherit"  # students cut out of the teacher (random: the paper's setting)
     overwrite: bool = False  # discard a previous run in --out

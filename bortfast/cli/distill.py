@@ -12,28 +12,28 @@ option of the other mode is an error. Under ``torchrun`` pretraining runs as DDP
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import typing
 
-_REQUIRED = {"teacher", "arch", "out_dir"}
-_HELP = {
+_LABELS = ("pretraining", "with --task")
+# Fields whose meaning differs between the modes: one help for both.
+_HELPS = {
     "teacher": "teacher: a local transformers directory or a hub id (with --task: a fine-tuned checkpoint)",
     "corpus": "pretraining: text file(s), director(ies) of text files, or hf:NAME[:CONFIG[:SPLIT]]",
-    "arch": "student architecture 'layers,heads,hidden,intermediate', e.g. 4,8,1024,768",
+    "arch": "student architecture 'layers,heads,hidden,intermediate', e.g. 4,8,1024,768 (pretraining also takes a "
+            "per-layer 'H=..;d=..;A=a1,a2,..;I=i1,i2,..')",
     "out_dir": "output directory (pretraining: checkpoints/, final/, metrics.jsonl; --task: best/, results.json)",
-    "resume": "continue from the newest checkpoint in --out (default on; --no-resume starts over)",
-    "progress": "show a progress bar (rank 0)",
-    "bf16": "bfloat16 autocast",
-    "allow_pickle": "allow a teacher with only pickle weights (pytorch_model.bin)",
+    "alpha": "pretraining: MLM loss weight (default: 0.1 for an MLM teacher, 0 for an encoder-only one); --task: "
+             "hard-label loss weight (1 - alpha weighs the logit KD)",
+    "temperature": "τ of the softened teacher and student logits",
+    "progress": "a progress bar (rank 0)",
+    "resume": "continue from the newest checkpoint in --out (--no-resume starts over)",
+    "allow_pickle": "allow a teacher with only pickle weights (pytorch_model.bin; torch.load(weights_only=True) "
+                    "still applies)",
+    "teacher_layers": "the teacher layer each student layer inherits (overrides --layers)",
     "task": "task-specific distillation: the task (sst2, mrpc, cola, stsb, ...) the teacher is fine-tuned for",
-    "data": "with --task: the task's directory of original files (or a benchmark root such as glue/)",
-    "alpha": "pretraining: MLM weight; --task: hard-label weight (1 - alpha weighs the logit KD)",
-    "temperature": "τ of the softened logits",
-    "hidden_weight": "--task: weight of hidden-state KD",
-    "augment_copies": "--task: perturbed copies of each training example, labelled by the teacher (0 = none)",
-    "group_by_length": "--task: batches of similar lengths, in random order (far less padding)",
-    "teacher_cache_gib": "--task: keep the teacher's hidden-KD targets in memory (float16) up to this many GiB; 0 = "
-                         "run the teacher per batch",
+    "data": "the task's directory of original files (or a benchmark root such as glue/)",
+    "teacher_cache_gib": "hidden KD: keep the teacher's targets in memory (float16) up to this many GiB; 0 = run the "
+                         "teacher per batch",
 }
 
 
@@ -44,50 +44,27 @@ def _configs() -> tuple[type, type]:
     return DistillConfig, TaskDistillConfig
 
 
-def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, typing.Any]]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
-
-
 def _flag(name: str) -> str:
     return "--out" if name == "out_dir" else "--" + name.replace("_", "-")
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     # Built from the dataclasses without importing torch (both config modules are torch-free). Every optional
-    # default is None here, so run_cli can tell the options given from the ones left to the mode's default.
-    pre, task = (_fields(cls) for cls in _configs())
-    for name, (_field, hint) in {**pre, **task}.items():
-        flag = _flag(name)
-        help_text = _HELP.get(name, "")
-        defaults = [src[name][0].default for src in (pre, task) if name in src]
-        if name in _REQUIRED:
-            parser.add_argument(flag, required=True, dest=name, help=help_text)
-            continue
-        if name == "corpus":
-            parser.add_argument(flag, dest=name, nargs="+", help=help_text)
-            continue
-        shown = " / ".join(str(d) for d in defaults if d is not dataclasses.MISSING) or "required"
-        only = " [--task only]" if name not in pre else " [pretraining only]" if name not in task else ""
-        if hint is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"{help_text} (default {shown}){only}".strip())
-            continue
-        base = typing.get_args(hint)[0] if typing.get_args(hint) else hint
-        kind = base if base in (int, float, str) else str
-        parser.add_argument(flag, dest=name, type=kind, default=None, metavar=name.upper(),
-                            help=f"{help_text} (default {shown}){only}".strip())
+    # default is None here (unset), so run_cli can tell the options given from the ones left to the mode's default.
+    from bortfast.cli._args import add_dataclass_arguments
 
-
-def _given(args: argparse.Namespace, fields: dict) -> dict[str, typing.Any]:
-    return {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
+    add_dataclass_arguments(parser, *_configs(), unset=True, labels=_LABELS, helps=_HELPS)
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bortfast.cli._args import given as given_options
+
     pre_cls, task_cls = _configs()
-    pre, task = _fields(pre_cls), _fields(task_cls)
-    given = _given(args, {**pre, **task})
-    mode, fields, cls = ("task", task, task_cls) if args.task is not None else ("pretraining", pre, pre_cls)
+    given = {**given_options(pre_cls, args), **given_options(task_cls, args)}
+    mode, cls = ("task", task_cls) if args.task is not None else ("pretraining", pre_cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
     foreign = sorted(_flag(n) for n in given if n not in fields)
     if foreign:
         what = "is not an option" if len(foreign) == 1 else "are not options"

@@ -8,8 +8,14 @@ import json
 
 from bortfast.export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, to_onnx
 
+# PrecisionConfig fields that are no option of the command (the Python API sets them).
+_NOT_OPTIONS = ("batch", "sample_size", "spinning", "seed", "timing")
+
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    from bortfast.cli._args import add_dataclass_arguments
+    from bortfast.export.precision import PrecisionConfig
+
     parser.add_argument("--model", required=True, help="transformers BERT checkpoint directory")
     parser.add_argument("--out", required=True, help="ONNX file to write")
     parser.add_argument("--precision", choices=("fp32", "int8", "auto"), default=None,
@@ -20,19 +26,16 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                         help="export the encoder alone (BertModel, output last_hidden_state) of any BERT checkpoint, "
                              "e.g. a masked-LM student without its pretraining head")
     parser.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's transformer fusions")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET})")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset ({MIN_OPSET}-{MAX_OPSET}); default {DEFAULT_OPSET}")
     parser.add_argument("--no-parity", action="store_true", help="skip the numerical check against torch")
-    parser.add_argument("--report", help="also write the export report as JSON here")
+    parser.add_argument("--report", help="also write the export report as JSON to this file")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bars or stage messages")
     auto = parser.add_argument_group("--precision auto")
-    auto.add_argument("--threads", type=int, default=2, help="intra-op threads to time with (default 2)")
-    auto.add_argument("--seq-len", type=int, default=128, help="timed input length (default 128, batch 1)")
+    add_dataclass_arguments(auto, PrecisionConfig, skip=_NOT_OPTIONS)
     auto.add_argument("--sample", help="text file, one input per line (first 256 used), for the agreement check "
                                        "(default: random token ids)")
-    auto.add_argument("--min-agreement", type=float, default=0.99,
-                      help="INT8 must reach this cosine (encoder) / prediction agreement (classifier); default 0.99")
-    auto.add_argument("--min-speedup", type=float, default=1.05, help="INT8 must be this much faster (default 1.05)")
 
 
 def _precision(args: argparse.Namespace) -> str:
@@ -50,10 +53,10 @@ def run_cli(args: argparse.Namespace) -> int:
     if precision == "auto":
         from pathlib import Path
 
+        from bortfast.cli._args import from_args
         from bortfast.export.precision import PrecisionConfig, choose_precision
 
-        config = PrecisionConfig(threads=args.threads, seq_len=args.seq_len, min_agreement=args.min_agreement,
-                                 min_speedup=args.min_speedup)
+        config = from_args(PrecisionConfig, args, skip=_NOT_OPTIONS)
         texts = None
         if args.sample:
             texts = [t for t in Path(args.sample).read_text(encoding="utf-8").splitlines() if t.strip()][:256]

@@ -6,26 +6,38 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 
 from bortfast._base.io import write_json
 from bortfast.profile.latency import DEFAULT_REPEATS, DEFAULT_WARMUP, cpu_model, kernel_version, profile_stats
 from bortfast.space import Arch, SearchSpace
 
 
+@dataclass
+class ProfileOptions:
+    """The options of ``bortfast profile`` besides the architectures and the output."""
+
+    batch: int = field(default=1, metadata={"flag": "latency-batch", "aliases": ("batch",),
+                                            "help": "sequences per timed forward pass"})
+    seq_len: int = field(default=128, metadata={"help": "tokens per sequence"})
+    threads: int | None = field(default=None, metadata={
+        "help": "the command's thread budget: the fused C++ kernel's threads, all this command runs (default: the "
+                "CPUs available)"})
+    repeats: int = field(default=DEFAULT_REPEATS, metadata={"help": "timed runs per architecture"})
+    warmup: int = field(default=DEFAULT_WARMUP, metadata={"help": "untimed runs per architecture first"})
+    cache_dir: str | None = field(default=None, metadata={"help": "reuse/save measurements in this directory "
+                                                                  "(a JSON cache)"})
+    progress: bool = field(default=True, metadata={"help": "no progress bar"})
+
+
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    from bortfast.cli._args import add_dataclass_arguments
+
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=["bert-paper"], help="a published search space")
     src.add_argument("--arch", action="append", metavar="D,A,H,I", help="one architecture (repeatable)")
-    parser.add_argument("--batch", type=int, default=1, help="sequences per forward (default 1)")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
-    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: CPUs available)")
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
-                        help=f"timed runs per architecture (default {DEFAULT_REPEATS})")
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP,
-                        help=f"untimed runs first (default {DEFAULT_WARMUP})")
-    parser.add_argument("--cache-dir", default=None, help="reuse/save measurements here (JSON cache)")
-    parser.add_argument("--out", default=None, help="write the results as JSON here (default: stdout)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataclass_arguments(parser, ProfileOptions)
+    parser.add_argument("--out", default=None, help="write the results as JSON to this file (default: stdout)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -38,7 +50,7 @@ def run_cli(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     stats = profile_stats(archs, batch=args.batch, seq_len=args.seq_len, threads=args.threads,
                           repeats=args.repeats, warmup=args.warmup, cache_dir=args.cache_dir,
-                          progress=not args.no_progress)
+                          progress=args.progress)
     elapsed = time.perf_counter() - start
     flops = [a.flops(args.batch, args.seq_len) for a in archs]
     result = {

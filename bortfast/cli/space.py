@@ -5,22 +5,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass, field
+from typing import Literal
 
 from bortfast.space import SearchSpace
 
 
+@dataclass
+class SpaceOptions:
+    """The options of ``bortfast space`` besides the space itself."""
+
+    batch: int = field(default=1, metadata={"flag": "latency-batch", "aliases": ("batch",),
+                                            "help": "sequences per forward pass the FLOPs are counted for"})
+    seq_len: int = field(default=128, metadata={"help": "tokens per sequence the FLOPs are counted for"})
+    kind: Literal["encoder", "encoder+pooler", "masked-lm"] = field(default="encoder+pooler", metadata={
+        "help": "which model's parameters to count (encoder+pooler = BertModel)"})
+    json: bool = field(default=False, metadata={"help": "machine-readable JSON on stdout"})
+    progress: bool = field(default=True, metadata={"help": "no progress bars or stage messages"})
+
+
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
+    from bortfast.cli._args import add_dataclass_arguments
+
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=["bert-paper"], help="a published search space")
     src.add_argument("--below", metavar="CONFIG_DIR",
                      help="the space below a transformers model directory (its config.json)")
-    parser.add_argument("--batch", type=int, default=1, help="batch size for the FLOP count (default 1)")
-    parser.add_argument("--seq-len", type=int, default=128, help="sequence length for the FLOP count (default 128)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bars or stage messages")
-    parser.add_argument("--kind", choices=["encoder", "encoder+pooler", "masked-lm"], default="encoder+pooler",
-                        help="which model's parameters to count (default encoder+pooler = BertModel)")
-    parser.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    add_dataclass_arguments(parser, SpaceOptions)
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from bortfast._base.checks import check_int, is_int
@@ -47,7 +47,7 @@ class DistillConfig:
     teacher: str  # local transformers directory or hub id
     corpus: list[str]  # text files, directories of text files, or "hf:NAME[/CONFIG][:SPLIT]"
     arch: str  # student "D,A,H,I", or per-layer "H=..;d=..;A=a1,a2,..;I=i1,i2,.." (vocabulary from the teacher)
-    out_dir: str  # checkpoints/, final/, metrics.jsonl go here
+    out_dir: str = field(metadata={"flag": "out"})  # checkpoints/, final/, metrics.jsonl go here
     steps: int = 1000  # optimiser steps
     batch_size: int = 32  # sequences per step per rank (global batch = batch_size * world size)
     seq_len: int = 128  # tokens per packed block, [CLS] and [SEP] included

@@ -36,11 +36,16 @@ from bortfast.profile.timing import (
 class PrecisionConfig:
     """How :func:`choose_precision` decides."""
 
-    threads: int = 2  # intra-op threads both precisions are timed with (the deployment's)
+    threads: int = field(default=2, metadata={  # intra-op threads both precisions are timed with (the deployment's)
+        "help": "the command's thread budget: ONNX Runtime intra-op threads both precisions are timed with (the "
+                "deployment's)"})
     batch: int = 1  # timed input: B sequences of seq_len tokens
-    seq_len: int = 128
-    min_speedup: float = 1.05  # INT8 must be at least this much faster (ratio of medians) ...
-    min_agreement: float = 0.99  # ... and agree at least this well (cosine / prediction agreement)
+    seq_len: int = field(default=128, metadata={"help": "timed input length in tokens (batch 1)"})
+    min_speedup: float = field(default=1.05, metadata={  # INT8 must be at least this much faster (ratio of medians)
+        "help": "INT8 must be at least this much faster (ratio of median latencies)"})
+    min_agreement: float = field(default=0.99, metadata={  # ... and agree at least this well
+        "help": "INT8 must agree with fp32 at least this well: cosine (encoder) or prediction agreement "
+                "(classifier), 0-1"})
     sample_size: int = 64  # random sample rows when no texts are given
     spinning: bool = DEFAULT_ORT_SPINNING
     seed: int = 0

@@ -17,20 +17,23 @@ from bortfast.space import Arch
 class FinetuneConfig:
     """Hyperparameters of one fine-tuning run (one θ in Agora's grid, plus the run's budget)."""
 
-    learning_rate: float = 2e-5  # peak learning rate, reached at the end of warmup
+    learning_rate: float = field(default=2e-5, metadata={  # peak learning rate, reached at the end of warmup
+        "flag": "lr", "aliases": ("learning-rate",), "help": "peak learning rate, reached at the end of warmup"})
     weight_decay: float = 0.01  # AdamW decoupled weight decay (not on biases / LayerNorm)
     warmup_ratio: float = 0.1  # fraction of all steps spent warming up linearly from 0
     batch_size: int = 16  # training examples per step
     epochs: int = 3  # passes over the training set; the dev set is scored after each
     max_seq_len: int = 128  # tokens per (pair of) segment(s), truncating the longest first
-    seed: int = 0  # torch / numpy / random and the data order
+    seed: int = field(default=0, metadata={"help": "seeds torch / numpy / random and the data order"})
     max_train_examples: int | None = None  # subsample the training set (seeded) to this many examples
     max_eval_examples: int | None = None  # subsample the dev set (seeded) to this many examples
     heldout_fraction: float = 0.0  # > 0: select the best epoch on this slice of train, not on dev
     eval_batch_size: int = 64  # examples per forward pass when scoring
     max_grad_norm: float = 1.0  # global gradient-norm clip
-    classifier_hidden_layer: bool | None = None  # extra hidden layer in the head; None: only for CoLA (paper)
-    classifier_dropout: float | None = None  # None: the encoder's hidden_dropout_prob
+    classifier_hidden_layer: bool | None = field(default=None, metadata={  # None: only for CoLA (paper)
+        "help": "an extra hidden layer in the classification head (default: only for CoLA, as in the paper)"})
+    classifier_dropout: float | None = field(default=None, metadata={  # None: the encoder's hidden_dropout_prob
+        "help": "dropout probability of the head (default: the encoder's hidden dropout)"})
     group_by_length: bool = False  # batches of similar lengths (in random order; transformers' option)
     progress: bool = True  # tqdm progress bars
 
@@ -65,11 +68,15 @@ class AgoraConfig:
     """Agora's grid, its held-out split and its data expansion. ``finetune`` holds the per-run budget (epochs,
     sequence length, training subsample); its learning rate / decay / warmup / batch / seed are replaced by θ's."""
 
-    learning_rates: tuple[float, ...] = (1e-4, 1e-5, 9e-6)  # alexa/bort README
-    weight_decays: tuple[float, ...] = (0.0, 10.0, 100.0, 350.0)  # alexa/bort README
-    warmup_ratios: tuple[float, ...] = (0.35, 0.40, 0.45, 0.50)  # alexa/bort README
-    batch_sizes: tuple[int, ...] = (8, 16)  # alexa/bort README
-    seeds: tuple[int, ...] = (0,)  # the README lists seeds 0..4; one keeps the default grid at 96 θ
+    # The grid of alexa/bort's README (it lists seeds 0..4; one seed keeps the default grid at 96 θ).
+    learning_rates: tuple[float, ...] = field(default=(1e-4, 1e-5, 9e-6), metadata={
+        "flag": "lrs", "aliases": ("learning-rates",), "help": "grid: peak learning rates"})
+    weight_decays: tuple[float, ...] = field(default=(0.0, 10.0, 100.0, 350.0), metadata={
+        "help": "grid: AdamW weight decays"})
+    warmup_ratios: tuple[float, ...] = field(default=(0.35, 0.40, 0.45, 0.50), metadata={
+        "help": "grid: fractions of all steps spent warming up"})
+    batch_sizes: tuple[int, ...] = field(default=(8, 16), metadata={"help": "grid: training examples per step"})
+    seeds: tuple[int, ...] = field(default=(0,), metadata={"help": "grid: random seeds of the runs"})
     max_thetas: int | None = None  # CPU scale-down: a seeded random sample of this many θ from the grid
     heldout_fraction: float = 0.1  # share of the (subsampled) training set held out for pruning
     replay: int = 1  # extra rounds with the final θ on the expanded data
@@ -77,8 +84,10 @@ class AgoraConfig:
     max_new_per_round: int = 256  # cap on generated examples added per round
     mask_prob: float = 0.15  # masked-LM / word-dropout rate of the data-generating function
     regression_error: float = 1.0  # regression: |prediction - label| above this counts as "wrong"
-    generator: str = "auto"  # "auto" (MLM head if the checkpoint has one), "mlm" or "words"
-    seed: int = 0  # grid sampling, held-out split, expansion sampling
+    generator: str = field(default="auto", metadata={  # "auto" (MLM head if the checkpoint has one), "mlm", "words"
+        "choices": ("auto", "mlm", "words"), "help": "data-generating function: the checkpoint's MLM head (auto: "
+                                                     "when it has one), or word dropout"})
+    seed: int = field(default=0, metadata={"help": "seeds the grid sampling, held-out split and expansion sampling"})
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=3))
 
     def __post_init__(self) -> None:
@@ -122,7 +131,7 @@ class TaskDistillConfig:
     data: str  # the task's directory of original files (or a benchmark root that contains it)
     teacher: str  # a fine-tuned checkpoint directory (bortfast finetune's best/, or any BertFor* of the task)
     arch: str  # student "D,A,H,I"; must fit inside the teacher
-    out_dir: str  # best/ (the student, in bortfast finetune's format) and results.json go here
+    out_dir: str = field(metadata={"flag": "out"})  # best/ (the student, as bortfast finetune's) and results.json
     temperature: float = 2.0  # τ of the softened logits (classification / multiple choice)
     alpha: float = 0.5  # weight of the hard-label loss; (1 - alpha) weighs the logit KD term
     hidden_weight: float = 0.0  # weight of hidden-state KD (MSE to the teacher's kept channels, mapped layers)

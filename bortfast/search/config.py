@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -26,27 +26,44 @@ class SearchConfig:
     steps: int = 10  # s: optimiser steps per short training
     thetas: tuple[dict[str, Any], ...] = ({"lr": 1e-4},)  # Θ: keyword sets for short_train_error (lr, ...)
     latency: LatencyProxy = "flops"  # î proxy: FLOPs, or the fused C++ kernel's median latency on this CPU
-    batch: int = 1  # B for î (latency / FLOPs)
-    seq_len: int = 128  # L for î and the length of the corpus blocks the students train on
-    train_batch_size: int = 8  # sequences per short-training step
-    heldout_batch_size: int = 32  # held-out sequences ê is measured on
+    batch: int = field(default=1, metadata={  # B for î (latency / FLOPs)
+        "flag": "latency-batch", "aliases": ("batch",), "help": "sequences per forward pass B that î (latency or "
+                                                                "FLOPs) is measured at"})
+    seq_len: int = field(default=128, metadata={  # L for î and the length of the corpus blocks the students train on
+        "help": "tokens per sequence L: for î and for the corpus blocks the students train on"})
+    train_batch_size: int = field(default=8, metadata={  # sequences per short-training step
+        "flag": "batch-size", "aliases": ("train-batch-size",), "help": "sequences per short-training step"})
+    heldout_batch_size: int = field(default=32, metadata={  # held-out sequences ê is measured on
+        "help": "held-out sequences the error ê is measured on"})
     seed: int = 0  # seeds every student, the masking and the corpus split
-    threads: int | None = None  # threads for the latency kernel (None: the profiler's default)
+    threads: int | None = field(default=None, metadata={"aliases": ("torch-threads",)})  # latency kernel threads
     param_kind: ModelKind = "encoder+pooler"  # which parameter count p̂ is (the paper's 56M for Bort)
     eps_small: float = 1e-12  # added to ê in W's denominator
     pareto_delta: float = 0.1  # δ of the approximate Pareto front
     max_blocks: int | None = None  # keep only this many corpus blocks (quick runs)
     overwrite: bool = False  # discard an existing journal / result in out_dir
     progress: bool = False  # tqdm bar over the trainings (rank 0)
-    max_latency: float | None = None  # user's budget on î (ms, or FLOPs): ξ* = lowest ê within it
-    min_speedup: float | None = None  # user's floor on i(T)/î: ξ* = lowest ê among ξ at least this much faster
-    max_error: float | None = None  # user's quality floor as a ceiling on ê: ξ* = lowest î within it
-    init: str = "inherit"  # short trainings start from the student cut out of T ("random": the paper's setting)
-    layers: str = "importance"  # which teacher layers an inherited student keeps
+    max_latency: float | None = field(default=None, metadata={  # user's budget on î (ms, or FLOPs): ξ* = lowest ê
+        "flag": "max-latency-ms", "help": "latency budget on î (ms with --latency kernel, FLOPs with flops): ξ* = "
+                                          "the lowest error within it"})
+    min_speedup: float | None = field(default=None, metadata={  # user's floor on i(T)/î: ξ* = lowest ê ...
+        "help": "speed floor (a ratio): ξ* = the lowest error among architectures at least this many times faster "
+                "than the teacher by î"})
+    max_error: float | None = field(default=None, metadata={  # user's quality floor as a ceiling on ê
+        "help": "quality floor as a ceiling on the error ê (distillation loss): ξ* = the fastest within it"})
+    init: str = field(default="inherit", metadata={  # short trainings start from the student cut out of T
+        "choices": ("inherit", "random"), "help": "short trainings start from the student cut out of the teacher "
+                                                  "(inherit) or from random weights (random: the paper's setting)"})
+    layers: str = field(default="importance", metadata={  # which teacher layers an inherited student keeps
+        "choices": ("importance", "even", "first"), "help": "which teacher layers an inherited student keeps"})
     calibration_blocks: int = 128  # corpus blocks whose teacher activations rank the units to keep
     exclude_file: str | None = None  # text file of lines never trained on (held out for quality checks)
-    per_layer: bool = False  # Ξ = the knapsack frontier of per-layer widths (DESIGN.md §1), not uniform ξ
-    per_layer_hidden: tuple[int, ...] = ()  # hidden sizes of the per-layer space (empty: H_T, 3/4 H_T, 1/2 H_T)
+    per_layer: bool = field(default=False, metadata={  # Ξ = the knapsack frontier of per-layer widths (DESIGN.md §1)
+        "help": "search per-layer widths: the knapsack DP proposes the frontier of per-layer head counts and FFN "
+                "widths (under --max-latency-ms with --latency flops, or --min-speedup by FLOPs), and Algorithm 1 "
+                "runs on it (--space is then unused)"})
+    per_layer_hidden: tuple[int, ...] = field(default=(), metadata={  # empty: H_T, 3/4 H_T, 1/2 H_T
+        "help": "hidden sizes (channels) of the per-layer space (none given: the teacher's, 3/4 and 1/2 of it)"})
     per_layer_points: int = 24  # frontier points kept per hidden size (evenly spaced), before the ε pivots
     per_layer_delta: float = 0.01  # δ of the knapsack FPTAS
 
