@@ -10,9 +10,9 @@ from typing import Literal
 
 import pytest
 
-from bortfast.apps.pipeline import DistillStage, RunConfig, SearchStage
 from bortfast.cli._args import add_dataclass_arguments, field_comments, from_args, given
 from bortfast.cli.main import build_parser
+from bortfast.pipeline import DistillStage, RunConfig, SearchStage
 
 
 @dataclass

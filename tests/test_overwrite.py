@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from bortfast import pipeline
 from bortfast._base.io import clear_own_dir
-from bortfast.apps import pipeline
-from bortfast.apps.pipeline import RunConfig
+from bortfast.pipeline import RunConfig
 from bortfast.search.runner import _clear_outputs
 
 
-def _state(out: Path, overwrite: bool) -> pipeline._State:
-    return pipeline._State(RunConfig(teacher="t", out_dir=str(out), overwrite=overwrite, progress=False))
+def _state(out: Path, overwrite: bool) -> pipeline.RunState:
+    return pipeline.RunState(RunConfig(teacher="t", out_dir=str(out), overwrite=overwrite, progress=False))
 
 
 def test_foreign_directory_survives_overwrite(tmp_path):

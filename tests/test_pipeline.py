@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bortfast.apps import pipeline
-from bortfast.apps.pipeline import RunConfig, StageError, quality_scores
+from bortfast import pipeline
+from bortfast.apps.quality import quality_scores
+from bortfast.pipeline import RunConfig, StageError, stages
 
 REPORT_FILES = ["search.json", "pareto.png", "student/config.json", "student/model.safetensors", "model.onnx",
                 "model.int8.onnx", "speedup.json", "speedup.png", "summary.md", "pipeline.json"]
@@ -122,7 +123,7 @@ def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_co
     def broken_export(*args, **kwargs):
         raise ValueError("disk full (simulated)")
 
-    monkeypatch.setitem(pipeline._STAGE_FUNCS, "export", broken_export)
+    monkeypatch.setitem(stages.STAGE_FUNCS, "export", broken_export)
     with pytest.raises(StageError, match=r"stage 'export' failed: ValueError: disk full \(simulated\)"):
         pipeline.run(cfg)
     state = json.loads((tmp_path / "run" / "pipeline.json").read_text())
@@ -136,7 +137,7 @@ def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_co
         raise AssertionError("a finished stage ran again")
 
     for name in ("corpus", "search", "distill"):
-        monkeypatch.setitem(pipeline._STAGE_FUNCS, name, must_not_run)
+        monkeypatch.setitem(stages.STAGE_FUNCS, name, must_not_run)
     state = pipeline.run(cfg)
     assert list(state["stages"]) == list(pipeline.STAGES)
     assert (tmp_path / "run" / "model.onnx").is_file()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bortfast.apps import bench, pipeline
-from bortfast.apps.pipeline import RunConfig
 from bortfast.cli.main import main
+from bortfast.pipeline import RunConfig
 from bortfast.space import Arch, PerLayerArch
 
 real_run_speedup = bench.run_speedup

@@ -170,3 +170,33 @@ def plot_quality(res: dict, path: str | os.PathLike) -> None:
 
 __all__ = ["StsPairs", "mlm_accuracy", "model_pooling", "plot_quality", "pool", "read_sts", "sts_spearman",
            "torch_embedder"]
+def sentence_embeddings(model: Any, tokenizer: Any, sentences: list[str], seq_len: int,
+                        projection: Any | None = None, batch_size: int = 32) -> np.ndarray:
+    """Mean-pooled last hidden states (as sentence-transformers pools all-MiniLM-L6-v2), optionally projected
+    (an affine projection of the pooled vector equals the mean of the projected token states)."""
+    from bortfast.apps.quality import torch_embedder
+
+    return torch_embedder(model, tokenizer, pooling="mean", max_len=seq_len, batch_size=batch_size,
+                          head=projection)(sentences)
+
+
+def quality_scores(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
+    """How much of the teacher's behaviour the student keeps, on the same sentences.
+
+    ``cosine``: mean cosine similarity between each sentence's student and teacher embedding (needs equal widths,
+    i.e. after the distillation projection). ``similarity_spearman``: Spearman correlation between the two models'
+    pairwise sentence-similarity matrices (width-free; 1.0 = the same ranking of which sentences are alike).
+    """
+    from scipy.stats import spearmanr
+
+    def normed(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    s, t = normed(student), normed(teacher)
+    iu = np.triu_indices(len(s), k=1)
+    scores = {"similarity_spearman": float(spearmanr((s @ s.T)[iu], (t @ t.T)[iu]).statistic)}
+    if s.shape[1] == t.shape[1]:
+        scores["cosine"] = float(np.mean(np.sum(s * t, axis=1)))
+    return scores
+
+

@@ -22,8 +22,8 @@ RUN_FIELDS_SKIPPED_BY_DEMO = ("teacher", "corpus")  # the demo's are the embedde
 
 def _add_common(parser: argparse.ArgumentParser, defaults: dict, skip: tuple[str, ...] = ()) -> None:
     """Every field of RunConfig and of its stage configs, each stage's options in its own group."""
-    from bortfast.apps.pipeline import STAGE_CONFIGS, RunConfig
     from bortfast.cli._args import add_dataclass_arguments
+    from bortfast.pipeline import STAGE_CONFIGS, RunConfig
 
     run_group = parser.add_argument_group("run", "The run's own settings; each stage's follow in its group.")
     add_dataclass_arguments(run_group, RunConfig, defaults=defaults, skip=skip)
@@ -42,58 +42,15 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, teacher: str):
-    from bortfast.apps.pipeline import STAGE_CONFIGS, RunConfig
     from bortfast.cli._args import from_args
+    from bortfast.pipeline import STAGE_CONFIGS, RunConfig
 
     stages = {stage: from_args(cls, args, prefix=prefix) for stage, (cls, prefix) in STAGE_CONFIGS.items()}
     return from_args(RunConfig, args, teacher=teacher, corpus=list(args.corpus), **stages)
 
 
-def _rule(selection: dict) -> str:
-    """How ξ* was chosen, in words: the budget (e.g. "lowest ê at >= 5x the teacher's speed") or W's argmax."""
-    if selection.get("min_speedup") is not None:
-        return f"{selection['rule']} (>= {selection['min_speedup']:g}x the teacher's speed; --by-w: W's argmax)"
-    return str(selection.get("rule", "W"))
-
-
-def print_console_summary(state: dict, out: str) -> None:
-    st = {k: v["outputs"] for k, v in state["stages"].items()}
-    search = st["search"]
-    per_layer = "=" in search["arch"]  # a per-layer ξ*: its spec "H=..;d=..;A=..;I=.."
-    rows = [("chosen ξ*", f"{search['arch']} (per-layer)" if per_layer else f"<{search['arch']}>"),
-            ("chosen by", _rule(search.get("selection") or {}))]
-    if per_layer:
-        rows.append(("teacher layers kept", str(search.get("teacher_layers"))))
-    rows += [("parameters", f"{search['params']:,}"),
-             (f"î ({search['latency_unit']})", f"{search['latency']:.4g}"),
-             ("ê (distillation loss)", f"{search['error']:.4g}"),
-             ("short trainings", str(search["trainings"]))]
-    checks = (search.get("selection") or {}).get("checks")
-    if checks:
-        arch = search["arch"] if per_layer else [int(v) for v in search["arch"].split(",")]
-        c = next((c for c in checks if c["arch"] == arch), checks[-1])  # ξ*'s own check (twins come after it)
-        rows.append(("engine check of ξ*", f"{c['speedup']:.2f}x the teacher in {c['engine']} "
-                                           f"({len(checks)} finalist(s) timed)"))
-    from bortfast.apps.pipeline import speedup_label
-
-    busy = " (timed on a busy machine: not a quiet figure)" if st["bench"].get("busy") else ""
-    rows += [(f"speed-up {speedup_label(k)}", f"{v:.2f}x{busy}") for k, v in st["bench"]["summary"].items()]
-    q = st["quality"]
-    rows.append(("similarity Spearman ρ vs teacher", f"{q['similarity_spearman']:.3f}"))
-    if "cosine" in q:
-        rows.append(("embedding cosine vs teacher", f"{q['cosine']:.3f}"))
-    if "sts" in q:
-        rows.append(("STS Spearman teacher / student", f"{q['sts']['teacher']:.3f} / {q['sts']['student']:.3f} "
-                                                       f"({100 * q['sts']['retained']:.1f}% kept)"))
-    if search.get("error_param_spearman") is not None:
-        rows.append(("Spearman(ê, p̂) over pivots", f"{search['error_param_spearman']:.3f}"))
-    width = max(len(k) for k, _ in rows)
-    print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
-    print(f"\nreport: {Path(out) / 'summary.md'}")
-
-
 def run_cli(args: argparse.Namespace) -> int:
-    from bortfast.apps.pipeline import StageError, run
+    from bortfast.pipeline import StageError, run
 
     if args.command == "demo":
         from bortfast.data.teacher import bundled_teacher_path
@@ -110,7 +67,10 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"stopped after stage {args.until}: outputs so far in {args.out_dir} (re-run without --until to "
               f"finish)")
     else:
-        print_console_summary(state, args.out_dir)
+        from bortfast.pipeline.report import console_summary
+
+        print(console_summary(state))
+        print(f"\nreport: {Path(args.out_dir) / 'summary.md'}")
     if not args.progress:
         json.dump({k: v["seconds"] for k, v in state["stages"].items()}, sys.stdout)
         print()

@@ -1,0 +1,260 @@
+"""Settings of :func:`bortfast.pipeline.run` (also ``bortfast run``'s options): the run's own and one config per
+stage (:class:`SearchStage`, :class:`DistillStage`, :class:`FinetuneStage`, :class:`BenchStage`,
+:class:`QualityStage`), the stage order and the files a run owns."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from bortfast.search.config import SearchConfig
+
+STATE_NAME = "pipeline.json"
+STAGES = ("corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary")
+# Every top-level entry a run writes into its out_dir: --overwrite removes these and nothing else.
+RUN_OUTPUTS = ("corpus", "search", "distill", "student", "finetuned", "work", "search.json", "pareto.png",
+               "model.onnx", "model.int8.onnx", "speedup.json", "speedup.png", "summary.md", "quality.json",
+               "quality.png")
+
+
+class StageError(RuntimeError):
+    """A pipeline stage failed; the message names the stage and the run directory to re-run in."""
+
+
+def _positive_ints(obj: Any, names: tuple[str, ...], prefix: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"RunConfig.{prefix}{name} must be a positive int, got {value!r}")
+
+
+def _per_layer_hidden(values: Any) -> tuple[int, ...]:
+    values = (values,) if isinstance(values, (int, np.integer, str)) else tuple(values)
+    if any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in values):
+        raise ValueError(f"RunConfig.per_layer_hidden must be positive ints (hidden sizes), got {list(values)!r}")
+    return tuple(int(h) for h in values)
+
+
+@dataclass
+class SearchStage:
+    """Algorithm 1 in the pipeline: which ξ are trained, how, and how ξ* is chosen."""
+
+    space: Literal["below-teacher", "bert-paper"] = "below-teacher"  # search space Ξ
+    eps: int = SearchConfig.eps  # ε of Algorithm 1: one trained pivot every eps architectures (by parameter count)
+    steps: int = SearchConfig.steps  # short-training steps per pivot
+    lrs: tuple[float, ...] = field(default=tuple(t["lr"] for t in SearchConfig.thetas), metadata={
+        "flag": "lr", "help": "Θ: learning rates of the short trainings"})
+    latency: Literal["kernel", "flops"] = SearchConfig.latency  # î proxy: FLOPs, or the C++ kernel's latency here
+    train_batch_size: int = field(default=8, metadata={"dest": "search_batch_size"})  # sequences per short training
+    max_latency: float | None = field(default=None, metadata={
+        "flag": "max-latency-ms", "help": "ξ* = the lowest ê with î within this budget (ms with --latency kernel, "
+                                          "FLOPs with flops)"})
+    min_speedup: float | None = 5.0  # ξ* = the lowest ê among ξ at least this many times faster than T (by î)
+    by_w: bool = field(default=False, metadata={
+        "help": "choose ξ* by W's argmax, the paper's rule (it lands among the smallest ξ), instead of the speed "
+                "budget --min-speedup"})
+    max_error: float | None = None  # quality floor as a ceiling on ê: ξ* = the fastest ξ within it
+    engine_check: bool = field(default=True, metadata={
+        "help": "trust î alone for --min-speedup / --max-latency-ms (default: the finalists are also timed against "
+                "the teacher in ONNX Runtime fp32 and must meet the budget there)"})
+    per_layer: bool = field(default=False, metadata={
+        "help": "search per-layer widths: Ξ is the knapsack frontier of per-layer head counts and FFN widths (cut "
+                "at a FLOPs budget: --min-speedup, or --max-latency-ms with --latency flops), not --space"})
+    per_layer_hidden: tuple[int, ...] = field(default=(), metadata={
+        "help": "hidden sizes of the per-layer space (none given: the teacher's, 3/4 and 1/2 of it)"})
+    per_layer_points: int = 24  # frontier points kept per hidden size (evenly spaced), before the ε pivots
+
+    def __post_init__(self) -> None:
+        self.lrs = tuple(float(x) for x in self.lrs)
+        self.per_layer_hidden = _per_layer_hidden(self.per_layer_hidden)
+        if self.space not in ("below-teacher", "bert-paper"):
+            raise ValueError(f"space must be 'below-teacher' or 'bert-paper', got {self.space!r}")
+        if self.latency not in ("kernel", "flops"):
+            raise ValueError(f"latency must be 'kernel' or 'flops', got {self.latency!r}")
+        _positive_ints(self, ("eps", "steps", "per_layer_points"), "")
+        v = self.train_batch_size
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"RunConfig.search_batch_size must be a positive int, got {v!r}")
+        if not self.lrs or any(not lr > 0 for lr in self.lrs):
+            raise ValueError(f"RunConfig.lrs must be positive learning rates, got {self.lrs!r}")
+
+
+@dataclass
+class DistillStage:
+    """The final distillation of ξ* from the teacher."""
+
+    steps: int = 300  # optimiser steps of the final distillation
+    batch_size: int = 16  # sequences per step
+    seq_len: int | None = None  # tokens per block of the final distillation (None: --seq-len)
+    lr: float = 5e-4  # peak learning rate
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("steps", "batch_size"), "distill_")
+        dsl = self.seq_len
+        if dsl is not None and (isinstance(dsl, bool) or not isinstance(dsl, int) or dsl < 8):
+            raise ValueError(f"RunConfig.distill_seq_len must be an int >= 8 or None, got {self.seq_len!r}")
+
+
+@dataclass
+class FinetuneStage:
+    """The optional fine-tuning of the student on a task (distillation on it when the teacher is fine-tuned)."""
+
+    task: str | None = field(default=None, metadata={"dest": "task"})  # a task to fine-tune on, e.g. sst2
+    task_data: str | None = field(default=None, metadata={"dest": "task_data"})  # the task's data directory (GLUE TSVs)
+    epochs: int = 3  # fine-tuning epochs (the best one is kept, chosen on the held-out part of train)
+    max_train: int | None = None  # training examples used (None: all)
+    lr: float = 1e-4  # fine-tuning learning rate
+    heldout_fraction: float = 0.1  # share of train held out to choose the epoch on (dev is only reported)
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("epochs",), "finetune_")
+        if (self.task is None) != (self.task_data is None):
+            raise ValueError(f"--task and --task-data go together (got task={self.task!r}, "
+                             f"task_data={self.task_data!r})")
+
+
+@dataclass
+class BenchStage:
+    """The end-to-end timing of the deployed student against the teacher."""
+
+    rounds: int = 5  # interleaved timing rounds
+    sentences: int = 256  # held-out sentences for the end-to-end timing and the quality check
+
+    def __post_init__(self) -> None:
+        _positive_ints(self, ("rounds", "sentences"), "bench_")
+
+
+@dataclass
+class QualityStage:
+    """How much of the teacher the student keeps."""
+
+    sts: str | None = field(default=None, metadata={
+        "metavar": "TSV", "help": "STS-B style TSV (sentence1, sentence2, score): STS Spearman of the teacher, ξ* and "
+                                  "the pivots"})
+
+    def __post_init__(self) -> None:
+        if self.sts is not None:
+            self.sts = os.fspath(self.sts)
+            if not Path(self.sts).is_file():
+                raise FileNotFoundError(f"--sts file {self.sts!r} does not exist")
+
+
+# RunConfig's stage fields and their config classes, in pipeline order; the prefix of their flat names and flags.
+STAGE_CONFIGS: dict[str, tuple[type, str]] = {
+    "search": (SearchStage, ""), "distill": (DistillStage, "distill_"), "finetune": (FinetuneStage, "finetune_"),
+    "bench": (BenchStage, "bench_"), "quality": (QualityStage, ""),
+}
+
+
+def _flat_names() -> dict[str, tuple[str, str]]:
+    """flat setting name (``distill_steps``: a ``bortfast run`` option and a RunConfig keyword) → (stage, field)."""
+    names = {}
+    for stage, (cls, prefix) in STAGE_CONFIGS.items():
+        for f in dataclasses.fields(cls):
+            names[f.metadata.get("dest", prefix + f.name)] = (stage, f.name)
+    return names
+
+
+FLAT_NAMES = _flat_names()
+# SearchStage's per-layer settings: in a run's identity only when per_layer is on.
+PER_LAYER_SETTINGS = ("per_layer", "per_layer_hidden", "per_layer_points")
+
+
+@dataclass(init=False)
+class RunConfig:
+    """Settings of :func:`run` (also the options of ``bortfast run``): the run's own and one config per stage.
+
+    ``RunConfig(teacher=..., out_dir=..., search=SearchStage(eps=8), distill=DistillStage(steps=100))``, or with
+    the flat names of ``bortfast run``'s options: ``RunConfig(teacher=..., out_dir=..., eps=8, distill_steps=100)``
+    (read back as ``cfg.eps`` / ``cfg.distill_steps`` too). A stage given both ways is refused.
+    """
+
+    teacher: str  # local transformers directory or hub id
+    out_dir: str = field(metadata={"flag": "out", "metavar": "OUT"})  # the report directory (re-run to resume)
+    corpus: list[str] = field(default_factory=list)  # text files / dirs / hf:NAME (empty: the stdlib docstrings)
+    seq_len: int = 128  # latency shape L, the search's training blocks, export, timing and quality
+    max_blocks: int | None = 2000  # corpus blocks used (None: all)
+    threads: int = field(default=2, metadata={  # CPU threads
+        "help": "the run's thread budget: the latency kernel's threads and the torch / ONNX Runtime intra-op "
+                "threads of the engine check, export and bench (trainings use torch's default)"})
+    seed: int = 0  # seeds every student, the data split and the masking
+    init: Literal["inherit", "random"] = "inherit"  # students cut out of the teacher (random: the paper's setting)
+    overwrite: bool = False  # discard a previous run in --out
+    progress: bool = field(default=True, metadata={"help": "no progress bars / stage messages"})
+    keep_intermediate: bool = field(default=False, metadata={
+        "help": "keep work/ (encoder copies, ONNX timing files) and the distillation checkpoints after a finished "
+                "run (default: only the deliverables and the logs stay)"})
+    until: Literal["corpus", "search", "distill", "finetune", "export", "bench", "quality", "summary"] | None = field(
+        default=None, metadata={"help": "stop after this stage (a later run without it resumes from there)"})
+    search: SearchStage = field(default_factory=SearchStage, metadata={"cli": False})
+    distill: DistillStage = field(default_factory=DistillStage, metadata={"cli": False})
+    finetune: FinetuneStage = field(default_factory=FinetuneStage, metadata={"cli": False})
+    bench: BenchStage = field(default_factory=BenchStage, metadata={"cli": False})
+    quality: QualityStage = field(default_factory=QualityStage, metadata={"cli": False})
+
+    def __init__(self, teacher: str | os.PathLike, out_dir: str | os.PathLike, corpus: Any = (),
+                 **settings: Any) -> None:
+        self.teacher, self.out_dir, self.corpus = teacher, out_dir, corpus
+        flat = {k: settings.pop(k) for k in list(settings) if k in FLAT_NAMES}
+        for f in dataclasses.fields(self):
+            if f.name in ("teacher", "out_dir", "corpus"):
+                continue
+            if f.name in settings:
+                setattr(self, f.name, settings.pop(f.name))
+            elif f.name not in STAGE_CONFIGS:
+                setattr(self, f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        if settings:
+            raise TypeError(f"RunConfig got unknown settings {sorted(settings)}")
+        for stage, (cls, _) in STAGE_CONFIGS.items():
+            mine = {FLAT_NAMES[k][1]: v for k, v in flat.items() if FLAT_NAMES[k][0] == stage}
+            if stage in self.__dict__ and mine:
+                raise ValueError(f"RunConfig got {stage}= and the flat settings {sorted(mine)} of that stage: give "
+                                 f"the stage's settings one way")
+            if stage not in self.__dict__:
+                setattr(self, stage, cls(**mine))
+            elif not isinstance(getattr(self, stage), cls):
+                raise ValueError(f"RunConfig.{stage} must be a {cls.__name__}, got {getattr(self, stage)!r}")
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        self.corpus = [os.fspath(c) for c in ([self.corpus] if isinstance(self.corpus, (str, os.PathLike))
+                                              else self.corpus)]
+        self.teacher, self.out_dir = os.fspath(self.teacher), os.fspath(self.out_dir)
+        _positive_ints(self, ("seq_len", "threads"), "")
+        if self.until is not None and self.until not in STAGES:
+            raise ValueError(f"RunConfig.until must be one of {list(STAGES)} or None, got {self.until!r}")
+        if self.init not in ("inherit", "random"):
+            raise ValueError(f"RunConfig.init must be 'inherit' or 'random', got {self.init!r}")
+        if self.search.per_layer and self.finetune.task is not None:
+            raise ValueError(f"--task {self.finetune.task!r} with --per-layer: fine-tuning a per-layer student is "
+                             f"not supported yet; run without --task and fine-tune a uniform ξ, or drop --per-layer")
+
+    def __getattr__(self, name: str) -> Any:  # only called for names that are no attribute: the flat ones
+        if name in FLAT_NAMES:
+            stage, key = FLAT_NAMES[name]
+            return getattr(getattr(self, stage), key)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in FLAT_NAMES:  # the stage's own field, re-validated
+            stage, key = FLAT_NAMES[name]
+            value, name = dataclasses.replace(getattr(self, stage), **{key: value}), stage
+        object.__setattr__(self, name, value)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define the run's results (a re-run must match them to resume), by flat name. The
+        per-layer settings count only with ``per_layer`` on (a uniform run's identity is what it was before them)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+             if f.name not in STAGE_CONFIGS
+             and f.name not in ("overwrite", "progress", "out_dir", "until", "keep_intermediate")}
+        d.update({name: getattr(getattr(self, stage), key) for name, (stage, key) in FLAT_NAMES.items()
+                  if self.search.per_layer or name not in PER_LAYER_SETTINGS})
+        return json.loads(json.dumps(d))  # tuples as lists, as pipeline.json holds them
+
+
