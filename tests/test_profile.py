@@ -90,6 +90,7 @@ def test_old_format_cache_is_refused_not_reused(tmp_path):
 _WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
+    from dataclasses import asdict
     from bortfast.profile import latency
 
     cache, tag, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
@@ -97,7 +98,7 @@ _WRITER = textwrap.dedent("""
         time.sleep(0.005)
     stats = latency.LatencyStats(1.0, 1.0, 1.0, 1, 1, 1, 1)
     for i in range(40):
-        latency._store(cache, f"{tag}-{i}", stats, "cpu")
+        latency.merge_cache(cache, {f"{tag}-{i}": asdict(stats)}, cpu="cpu")
 """)
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,10 @@ def cache_key(arch: Arch, batch: int, seq_len: int, threads: int, cpu: str, *, r
             f"|R={repeats}|W={warmup}|{cpu}|kernel={kernel}")
 
 
-def _read_cache(path: Path) -> dict[str, dict]:
+def read_cache(path: Path, fmt: int = CACHE_FORMAT,
+               detail: str = "keys with repeats, warm-up and kernel version") -> dict[str, dict]:
+    """The ``entries`` of the JSON latency cache ``path`` in format ``fmt`` (``{}`` when there is no file); a file in
+    another format, or not a cache, is refused with an error rather than reused."""
     if not path.exists():
         return {}
     try:
@@ -136,20 +140,18 @@ def _read_cache(path: Path) -> dict[str, dict]:
         raise ValueError(f"latency cache {path} is not valid JSON ({err}); delete it to re-measure") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
         raise ValueError(f"latency cache {path} has no 'entries' mapping; delete it to re-measure")
-    if data.get("format") != CACHE_FORMAT:
+    if data.get("format") != fmt:
         raise ValueError(f"latency cache {path} is format {data.get('format', 1)!r}, this bortfast reads format "
-                         f"{CACHE_FORMAT} (keys with repeats, warm-up and kernel version); delete it to re-measure "
-                         "or use another cache directory")
+                         f"{fmt} ({detail}); delete it to re-measure or use another cache directory")
     return data["entries"]
 
 
-def _store(path: Path, key: str, stats: LatencyStats, cpu: str) -> None:
-    """Add one entry: read the file, merge, replace it atomically -- all under the cache's lock, so concurrent
+def merge_cache(path: Path, entries: dict[str, dict], fmt: int = CACHE_FORMAT, **header: Any) -> None:
+    """Add ``entries``: read the file, merge, replace it atomically -- all under the cache's lock, so concurrent
     writers (other processes profiling into the same directory) lose nothing."""
     with file_lock(path.with_name(path.name + ".lock")):
-        entries = _read_cache(path)
-        entries[key] = asdict(stats)
-        write_json(path, {"format": CACHE_FORMAT, "cpu": cpu, "entries": entries})
+        merged = {**read_cache(path, fmt), **entries}
+        write_json(path, {"format": fmt, **header, "entries": merged})
 
 
 def profile_stats(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: int = 1, seq_len: int = 128,
@@ -168,7 +170,7 @@ def profile_stats(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: in
         return cache_key(a, batch, seq_len, threads, cpu, repeats=repeats, warmup=warmup, kernel=version)
 
     cache_path = Path(cache_dir) / CACHE_FILE if cache_dir is not None else None
-    entries = _read_cache(cache_path) if cache_path is not None else {}
+    entries = read_cache(cache_path) if cache_path is not None else {}
     results: dict[Arch, LatencyStats] = {}
     for a in arch_list:
         hit = entries.get(key(a))
@@ -185,7 +187,7 @@ def profile_stats(archs: Iterable[Arch] | SearchSpace | np.ndarray, *, batch: in
         results[a] = _time_kernel(kernel, batch, seq_len, threads, repeats, warmup)
         del kernel
         if cache_path is not None:
-            _store(cache_path, key(a), results[a], cpu)
+            merge_cache(cache_path, {key(a): asdict(results[a])}, cpu=cpu)
     return [results[a] for a in arch_list]
 
 

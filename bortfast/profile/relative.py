@@ -14,7 +14,6 @@ kernel version, with T's milliseconds and the date beside each entry, written af
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from bortfast._base.checks import check_int
-from bortfast._base.io import file_lock, write_json
 from bortfast.profile.kernel import EncoderKernel, _check_threads
-from bortfast.profile.latency import cpu_model, kernel_version
+from bortfast.profile.latency import cpu_model, kernel_version, merge_cache, read_cache
 from bortfast.space import Arch, PerLayerArch
 
 CACHE_FILE = "relative-latency-cache.json"
@@ -93,27 +91,6 @@ def block_latency(kernels: Sequence[EncoderKernel], reference: EncoderKernel, *,
             for j in range(len(kernels))]
 
 
-def _read(path: Path) -> dict[str, dict]:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"latency cache {path} is not valid JSON ({err}); delete it to re-measure") from None
-    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("entries"), dict):
-        raise ValueError(f"latency cache {path} is not a format-{CACHE_FORMAT} relative cache; delete it to "
-                         f"re-measure")
-    return data["entries"]
-
-
-def _store_many(path: Path, values: dict[str, RelativeLatency]) -> None:
-    """Merge entries into the cache file under its lock (concurrent profilers lose none of each other's)."""
-    with file_lock(path.with_name(path.name + ".lock")):
-        entries = _read(path)
-        entries.update({k: asdict(v) for k, v in values.items()})
-        write_json(path, {"format": CACHE_FORMAT, "entries": entries})
-
-
 def relative_profile(archs: Sequence[Arch | PerLayerArch], reference: Arch | PerLayerArch, *, batch: int = 1,
                      seq_len: int = 128, threads: int | None = None, rounds: int = DEFAULT_ROUNDS,
                      block: int = DEFAULT_BLOCK, cache_dir: str | Path | None = None,
@@ -128,7 +105,7 @@ def relative_profile(archs: Sequence[Arch | PerLayerArch], reference: Arch | Per
     rounds, block, threads = check_int("rounds", rounds, 1), check_int("block", block, 1), _check_threads(threads)
     cpu = cpu_model()
     path = Path(cache_dir) / CACHE_FILE if cache_dir is not None else None
-    entries = _read(path) if path is not None else {}
+    entries = read_cache(path, CACHE_FORMAT, "ratios to a reference") if path is not None else {}
     keys = [relative_key(a, reference, batch, seq_len, threads, rounds, cpu) for a in archs]
     results = {k: RelativeLatency(**entries[k]) for k in keys if k in entries}
     todo = [(a, k) for a, k in dict(zip(archs, keys)).items() if k not in results]
@@ -145,7 +122,7 @@ def relative_profile(archs: Sequence[Arch | PerLayerArch], reference: Arch | Per
             for (_, k), value in zip(chunk, timed):
                 results[k] = value
             if path is not None:
-                _store_many(path, {k: results[k] for _, k in chunk})
+                merge_cache(path, {k: asdict(results[k]) for _, k in chunk}, CACHE_FORMAT)
             bar.update(len(chunk))
         bar.close()
     return [results[k] for k in keys]
