@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _tiny import save_tiny_bert, save_tiny_sentence_teacher, tiny_text, vocab_tokenizer, write_tiny_corpus
+from _tiny import (
+    save_tiny_bert,
+    save_tiny_sentence_teacher,
+    tiny_text,
+    vocab_tokenizer,
+    write_keyword_sst2,
+    write_tiny_corpus,
+)
 
 from bortfast.runtime import POOLING_MODES, Encoder, pool
 
@@ -172,3 +179,30 @@ def test_bench_times_encoders_against_the_users_teacher(distilled, tmp_path):
     assert "student_fp32_vs_torch_teacher_b1" in saved["speedups"]
     assert not any("torch_base" in k for k in saved["speedups"])
     assert saved["compared"].startswith("encoders")
+
+
+def test_distill_finetune_export_classifier(distilled, tmp_path):
+    """README's stage-by-stage route to a classifier: ``distill`` → ``finetune --model DIR/final`` → ``export
+    --model FT/best`` → :class:`bortfast.Classifier`, which predicts as the torch model does."""
+    import torch
+
+    from bortfast import Classifier, load_finetuned
+
+    glue = write_keyword_sst2(tmp_path / "glue")
+    _cli("finetune", "--model", str(distilled["final"]), "--task", "sst2", "--data", str(glue), "--out",
+         str(tmp_path / "ft"), "--epochs", "1", "--batch-size", "8", "--lr", "5e-3", "--threads", "1",
+         "--no-progress")
+    report = json.loads(_cli("export", "--model", str(tmp_path / "ft" / "best"), "--out",
+                             str(tmp_path / "sst2.onnx")).stdout)
+    assert report["model_class"] == "BertForSequenceClassification" and report["output_name"] == "logits"
+    assert "Fine-tuned from" in (tmp_path / "ft" / "best" / "README.md").read_text()  # its model card
+    clf = Classifier(tmp_path / "sst2.onnx")
+    texts = ["the movie was good", "the film was bad", "a truly good story"]
+    from transformers import AutoTokenizer
+
+    model = load_finetuned(tmp_path / "ft" / "best").eval()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "ft" / "best")
+    with torch.no_grad():
+        want = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(clf.logits(texts), want, atol=1e-4)
+    assert clf.labels is not None and len(clf.labels) == 2

@@ -100,5 +100,11 @@ def _run_task(config: typing.Any) -> int:
     print(f"{'metric':<10} {'student':>8} {'teacher':>8} {'majority':>9}")
     for name, value in res["dev"].items():
         print(f"{name:<10} {value:>8.4f} {res['teacher_dev'][name]:>8.4f} {res['majority_baseline_dev'][name]:>9.4f}")
+    from bortfast.export.card import ModelCardInfo, QualityRow, write_model_card
+
+    rows = [QualityRow(name, f"{res['task']} dev", res["teacher_dev"][name], value)
+            for name, value in res["dev"].items() if name in res["teacher_dev"]]
+    write_model_card(res["checkpoint"], ModelCardInfo(teacher_path=str(config.teacher), quality=rows,
+                                                      extra_tags=(res["task"],)), overwrite=True)
     print(f"checkpoint: {res['checkpoint']}; results: {config.out_dir}/results.json")
     return 0

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from typing import Any
 
 from bortfast.cli._args import add_dataclass_arguments, given
 from bortfast.finetune.config import AgoraConfig, FinetuneConfig
@@ -39,6 +40,18 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
                             FinetuneConfig, skip=_SKIP, unset=True)
     add_dataclass_arguments(parser.add_argument_group("Agora (with --agora)"), AgoraConfig, prefix="agora_",
                             skip=_SKIP, unset=True)
+
+
+def _write_card(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """The fine-tuned checkpoint's model card: what it was fine-tuned from and on, and its dev metrics."""
+    from bortfast.export.card import ModelCardInfo, write_model_card
+
+    dev = ", ".join(f"{k} {v:.4f} (majority {results['majority_baseline_dev'][k]:.4f})"
+                    for k, v in results["dev"].items())
+    write_model_card(results["checkpoint"], ModelCardInfo(
+        teacher_path=str(args.model), extra_tags=(str(results["task"]),),
+        notes=f"Fine-tuned from `{args.model}` on {results['task']} ({results['n_train']} training examples, "
+              f"{'Agora' if args.agora else 'plain fine-tuning'}). Dev: {dev}."), overwrite=True)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -77,5 +90,6 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.agora:
         print(f"final θ: {results['final_theta']} (grid {results['grid_size']}, {len(results['rounds'])} rounds, "
               f"{results['n_generated']} generated examples, generator {results['generator']})")
+    _write_card(args, results)
     print(f"checkpoint: {results['checkpoint']}; results: {args.out}/results.json")
     return 0
