@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bortfast.apps import bench, pipeline
+from bortfast import pipeline
+from bortfast.apps import bench
 from bortfast.cli.main import main
 from bortfast.pipeline import RunConfig
 from bortfast.space import Arch, PerLayerArch
