@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from _harness import machine, parser, stdlib_corpus, teacher_dir, write_json
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 # The demo's final distillation (bortfast/cli/run.py DEMO_DEFAULTS + RunConfig.max_blocks), as `bortfast distill`
@@ -130,9 +132,7 @@ def corpus_path(spec: str, out: Path) -> Path:
     if spec == "stdlib":
         path = out / "stdlib-corpus.txt"
         if not path.is_file():
-            from bortfast.data.stdlib import write_stdlib_corpus
-
-            write_stdlib_corpus(path)
+            stdlib_corpus(out, path.name)
         return path
     src = Path(spec)
     path = out / f"corpus-{src.name}.txt"
@@ -144,11 +144,10 @@ def corpus_path(spec: str, out: Path) -> Path:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, out_help="results folder (students go under OUT/runs/NAME)", threads=None)
     ap.add_argument("--name", help="the variant's name (its JSON is OUT/NAME.json)")
     ap.add_argument("--summarize", metavar="BASELINE", help="run nothing: print the markdown table of every variant "
                     "in OUT with its paired-bootstrap difference from variant BASELINE on the selection split")
-    ap.add_argument("--out", required=True, help="results folder (students go under OUT/runs/NAME)")
     ap.add_argument("--corpus", default="stdlib", help="'stdlib' (the demo's, default) or a text file")
     ap.add_argument("--seed", type=int, default=0, help="distillation seed (init, data order, masks)")
     ap.add_argument("--sts-train", default=str(DATA / "glue" / "STS-B" / "train.tsv"))
@@ -164,15 +163,12 @@ def main() -> None:
 
     import torch
 
-    from bortfast._base.io import write_json
     from bortfast.apps.quality import read_sts
-    from bortfast.data.teacher import bundled_teacher_path
-    from bortfast.profile.latency import cpu_model
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    teacher = str(bundled_teacher_path())
+    teacher = str(teacher_dir())
     splits = {"selection": selection_pairs(Path(args.sts_train), args.selection_pairs, args.selection_seed),
               "report": read_sts(args.sts_dev)}
     if args.summarize:
@@ -199,7 +195,7 @@ def main() -> None:
     steps = int(cmd[len(cmd) - 1 - cmd[::-1].index("--steps") + 1])  # the last --steps given
     result = {
         "name": args.name, "change": args.change, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "cpu": cpu_model(), "torch_threads": torch.get_num_threads(), "seed": args.seed, "steps": steps,
+        "machine": machine(), "torch_threads": torch.get_num_threads(), "seed": args.seed, "steps": steps,
         "corpus": args.corpus, "distill_wall_s": round(wall, 1),
         "command": shlex.join(["OMP_NUM_THREADS=" + env["OMP_NUM_THREADS"], "python", *cmd[1:]]),
         "script": shlex.join(["python", "benchmarks/general_distill_recipes.py", *sys.argv[1:]]),
