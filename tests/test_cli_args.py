@@ -154,7 +154,7 @@ OLD_PARSES = [
      '"teacher": "T", "threads": 1}'),
     (["demo", "--out", "O"],
      '{"bench_rounds": 5, "bench_sentences": 256, "by_w": false, "corpus": [], "distill_batch_size": 32, '
-     '"distill_lr": 0.0001, "distill_seq_len": 64, "distill_steps": 200, "engine_check": true, "eps": 16, '
+     '"distill_lr": 0.0001, "distill_seq_len": 64, "distill_steps": 100, "engine_check": true, "eps": 16, '
      '"finetune_epochs": 3, "finetune_heldout_fraction": 0.1, "finetune_lr": 0.0001, '
      '"finetune_max_train": null, "init": "inherit", "latency": "flops", "lrs": [0.0001], '
      '"max_blocks": 2000, "max_error": null, "max_latency": null, "min_speedup": 5.5, "out_dir": "O", '
@@ -164,7 +164,7 @@ OLD_PARSES = [
     (["demo", "--out", "O", "--eps", "5", "--lr", "1e-3", "--min-speedup", "3", "--distill-seq-len", "48",
       "--no-progress"],
      '{"bench_rounds": 5, "bench_sentences": 256, "by_w": false, "corpus": [], "distill_batch_size": 32, '
-     '"distill_lr": 0.0001, "distill_seq_len": 48, "distill_steps": 200, "engine_check": true, "eps": 5, '
+     '"distill_lr": 0.0001, "distill_seq_len": 48, "distill_steps": 100, "engine_check": true, "eps": 5, '
      '"finetune_epochs": 3, "finetune_heldout_fraction": 0.1, "finetune_lr": 0.0001, '
      '"finetune_max_train": null, "init": "inherit", "latency": "flops", "lrs": [0.001], '
      '"max_blocks": 2000, "max_error": null, "max_latency": null, "min_speedup": 3.0, "out_dir": "O", '
