@@ -107,6 +107,10 @@ def test_run_ships_onnx_files_that_embed_like_the_student_directory(distilled, t
     _same_embeddings(out / "model.onnx", out / "student")
     # sentence-transformers' ONNX backend reads it inside the model folder
     assert (out / "student" / "onnx" / "model.onnx").read_bytes() == (out / "model.onnx").read_bytes()
+    from bortfast.export.st_onnx import quantized_file_name
+
+    int8 = out / "student" / "onnx" / quantized_file_name()  # the name sentence-transformers' INT8 export gives
+    assert int8.name.startswith("model_qint8_") and int8.read_bytes() == (out / "model.int8.onnx").read_bytes()
     _same_embeddings(out / "model.int8.onnx", out / "student", min_cosine=0.99)
 
 

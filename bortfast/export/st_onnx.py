@@ -72,3 +72,19 @@ def write_sentence_transformers_onnx(model_dir: str | os.PathLike, onnx_file: st
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
     return target
+
+
+def quantized_file_name() -> str:
+    """The name sentence-transformers' own INT8 export gives a model for this CPU (``model_qint8_<config>.onnx``,
+    the optimum quantisation config it would pick: arm64, avx512_vnni, avx512 or avx2)."""
+    import platform
+
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return "model_qint8_arm64.onnx"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    config = "avx512_vnni" if "avx512_vnni" in flags else "avx512" if "avx512f" in flags else "avx2"
+    return f"model_qint8_{config}.onnx"

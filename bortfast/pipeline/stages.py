@@ -174,9 +174,10 @@ def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
         "int8": to_onnx(out / "student", out / "model.int8.onnx", quantize="int8", encoder_only=True),
     }
     # sentence-transformers' ONNX backend reads onnx/model.onnx inside the model folder
-    from bortfast.export.st_onnx import write_sentence_transformers_onnx
+    from bortfast.export.st_onnx import quantized_file_name, write_sentence_transformers_onnx
 
     write_sentence_transformers_onnx(out / "student", out / "model.onnx")
+    write_sentence_transformers_onnx(out / "student", out / "model.int8.onnx", file_name=quantized_file_name())
     return {"student_encoder": str(student_encoder), "teacher_encoder": str(teacher_encoder),
             **{k: dataclasses.asdict(r) for k, r in reports.items()}}
 
