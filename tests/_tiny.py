@@ -189,26 +189,37 @@ def make_tiny_bert(path: Path, *, mlm_head: bool = True, seed: int = 0, vocab_si
                           max_positions=128, **extra)
 
 
-def save_tiny_sentence_teacher(path: Path, *, pooling: Any = "mean", normalize: bool = True, seed: int = 0,
-                               **config: Any) -> Path:
-    """A tiny sentence-transformers teacher: an encoder-only BertModel (hidden 32) with :func:`vocab_tokenizer`,
-    ``modules.json``, ``1_Pooling/config.json`` (``pooling``: one mode or a list, in sentence-transformers' own
-    format) and, with ``normalize``, a ``2_Normalize`` module: what ``SentenceTransformer(path)`` loads."""
+def dress_as_sentence_transformer(path: Path, *, pooling: Any = "mean", normalize: bool = True, legacy: bool = False,
+                                  max_seq_length: int = 64) -> Path:
+    """Give the model directory ``path`` a sentence-transformers module stack: ``modules.json`` (Transformer →
+    ``1_Pooling`` → ``2_Normalize`` with ``normalize``), the pooling config (``pooling``: one mode or a list, in
+    sentence-transformers >= 5's format; ``legacy``: the older ``pooling_mode_*`` switches, mean only) and
+    ``sentence_bert_config.json``: what ``SentenceTransformer(path)`` loads. Returns ``path``."""
     import json
 
-    from transformers import BertModel
-
-    path = save_tiny_bert(path, BertModel, tokenizer=vocab_tokenizer(), seed=seed, intermediate=64,
-                          model_kwargs={"add_pooling_layer": False}, **config)
     hidden = json.loads((path / "config.json").read_text())["hidden_size"]
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
     if normalize:
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-        (path / "2_Normalize").mkdir()
-    (path / "1_Pooling").mkdir()
-    (path / "1_Pooling" / "config.json").write_text(json.dumps({"embedding_dimension": hidden,
-                                                                 "pooling_mode": pooling}))
+        (path / "2_Normalize").mkdir(exist_ok=True)
+    (path / "1_Pooling").mkdir(exist_ok=True)
+    config = ({"word_embedding_dimension": hidden, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+               "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False} if legacy
+              else {"embedding_dimension": hidden, "pooling_mode": pooling})
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(config))
     (path / "modules.json").write_text(json.dumps(modules))
-    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    (path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length,
+                                                                "do_lower_case": False}))
     return path
+
+
+def save_tiny_sentence_teacher(path: Path, *, pooling: Any = "mean", normalize: bool = True, seed: int = 0,
+                               **config: Any) -> Path:
+    """A tiny sentence-transformers teacher: an encoder-only BertModel (hidden 32) with :func:`vocab_tokenizer`,
+    dressed by :func:`dress_as_sentence_transformer` (``pooling`` and ``normalize`` as there)."""
+    from transformers import BertModel
+
+    path = save_tiny_bert(path, BertModel, tokenizer=vocab_tokenizer(), seed=seed, intermediate=64,
+                          model_kwargs={"add_pooling_layer": False}, **config)
+    return dress_as_sentence_transformer(path, pooling=pooling, normalize=normalize)

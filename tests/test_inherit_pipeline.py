@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _tiny import dress_as_sentence_transformer
 
 from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
 from bortfast.data.teacher import model_pooling
@@ -25,15 +26,7 @@ def st_teacher_dir(tiny_hidden_teacher_dir, tmp_path_factory) -> Path:
     """The tiny encoder-only teacher dressed as a sentence-transformers model (modules.json, mean pooling)."""
     d = tmp_path_factory.mktemp("st-teacher") / "teacher"
     shutil.copytree(tiny_hidden_teacher_dir, d)
-    (d / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
-    (d / "1_Pooling").mkdir()
-    (d / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 48, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
-         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
-    (d / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    dress_as_sentence_transformer(d, legacy=True, max_seq_length=64)
     return d
 
 

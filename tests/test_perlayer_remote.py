@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _tiny import dress_as_sentence_transformer
 
 from bortfast.distill import DistillConfig, distill
 from bortfast.models import AUTO_MAP, MODELING_FILE, ship_model_code
@@ -44,15 +45,7 @@ def st_student(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_path_factory) -> P
     root = tmp_path_factory.mktemp("remote-st")
     teacher = root / "teacher"
     shutil.copytree(tiny_hidden_teacher_dir, teacher)
-    (teacher / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
-    (teacher / "1_Pooling").mkdir()
-    (teacher / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 48, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
-         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}))
-    (teacher / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 32, "do_lower_case": False}))
+    dress_as_sentence_transformer(teacher, legacy=True, max_seq_length=32)
     return _distil(teacher, tiny_corpus_file, root / "distill", "H=36;d=12;A=3,1;I=30,7")
 
 
