@@ -5,6 +5,7 @@ The compiled module ``bortfast._core`` is private; this package re-exports the p
 
 # Loads the OpenBLAS library that bortfast._core links, so it must come before anything imports _core.
 from bortfast import _openblas  # noqa: F401  # isort: skip
+from bortfast._base.lazy import lazy_attributes  # noqa: E402
 from bortfast._base.version import __version__  # noqa: E402
 from bortfast.data.tasks import compute_metrics, get_task, load_examples
 from bortfast.profile import EncoderKernel, LatencyStats, measure_latency, profile_space
@@ -43,12 +44,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'bortfast' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -44,23 +44,31 @@ def _normal_mode(fd: int) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temp file beside ``path``; on success fsync it and rename it over ``path``; on error remove it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _replace_on_success(tmp: str, path: Path) -> Iterator[None]:
+    """Rename the finished temp file ``tmp`` over ``path`` (and fsync the directory) when the block succeeds; remove
+    it when the block fails, whatever the failure (KeyboardInterrupt included)."""
     try:
-        _normal_mode(fd)
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temp file beside ``path``; on success fsync it and rename it over ``path``; on error remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _replace_on_success(tmp, path):
+        _normal_mode(fd)
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
@@ -74,16 +82,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _normal_mode(fd)  # a library that writes over the path keeps this mode
     finally:
         os.close(fd)
-    try:
+    with _replace_on_success(tmp, path):
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def normal_modes(root: str | os.PathLike) -> None:

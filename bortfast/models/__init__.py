@@ -26,6 +26,7 @@ import shutil
 from pathlib import Path
 
 from bortfast._base.io import write_json
+from bortfast._base.lazy import lazy_attributes
 from bortfast.models.config import head_kind, is_per_layer, load_config
 from bortfast.space import PER_LAYER_KEY
 
@@ -42,12 +43,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'bortfast.models' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 MODELING_FILE = Path(__file__).with_name("modeling_bortfast_perlayer.py")
