@@ -75,11 +75,11 @@ def test_ort_speed_check_times_both_shapes_in_workers_and_applies_the_budget(tmp
 
 def test_pipeline_checks_a_latency_budget_and_with_flops_only_the_speedup_floor(tmp_path, tiny_hidden_teacher_dir):
     from bortfast.apps.engine_check import OrtSpeedCheck
-    from bortfast.pipeline import RunConfig
+    from bortfast.pipeline import RunConfig, SearchStage
     from bortfast.pipeline.stages import _engine_check
 
     def cfg(**kw):
-        return RunConfig(teacher=str(tiny_hidden_teacher_dir), out_dir=str(tmp_path / "run"), **kw)
+        return RunConfig(teacher=str(tiny_hidden_teacher_dir), out_dir=str(tmp_path / "run"), search=SearchStage(**kw))
 
     assert _engine_check(cfg(by_w=True), tmp_path) is None  # W's argmax: nothing to check
     default = _engine_check(cfg(), tmp_path)  # the default: >= 5x by FLOPs, checked in ONNX Runtime

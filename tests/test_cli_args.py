@@ -12,7 +12,7 @@ import pytest
 
 from bortfast.cli._args import add_dataclass_arguments, field_comments, from_args, given
 from bortfast.cli.main import build_parser
-from bortfast.pipeline import DistillStage, RunConfig, SearchStage
+from bortfast.pipeline import BenchStage, DistillStage, FinetuneStage, RunConfig, SearchStage
 
 
 @dataclass
@@ -88,23 +88,32 @@ def test_builder_metadata_help_aliases_and_unset_modes(capsys):
         parser.parse_args([])
 
 
-def test_run_config_flat_keywords_build_the_stage_configs():
-    flat = RunConfig(teacher="t", out_dir="o", eps=8, lrs=[1e-4], distill_steps=30, search_batch_size=4,
-                     bench_rounds=2, task="sst2", task_data="d", finetune_lr=3e-5)
-    nested = RunConfig(teacher="t", out_dir="o", search=SearchStage(eps=8, lrs=(1e-4,), train_batch_size=4),
-                       distill=DistillStage(steps=30))
-    assert flat.search == nested.search and flat.distill == nested.distill
-    assert (flat.eps, flat.distill_steps, flat.bench_rounds, flat.task, flat.finetune_lr) == (8, 30, 2, "sst2", 3e-5)
-    flat.eps = 4  # a flat name sets the stage's field, re-validated
-    assert flat.search.eps == 4
-    with pytest.raises(ValueError, match="RunConfig.eps must be a positive int, got 0"):
-        flat.eps = 0
-    with pytest.raises(ValueError, match=r"search= and the flat settings \['eps'\]"):
-        RunConfig(teacher="t", out_dir="o", search=SearchStage(), eps=3)
-    with pytest.raises(TypeError, match=r"unknown settings \['epss'\]"):
-        RunConfig(teacher="t", out_dir="o", epss=3)
+def test_run_config_takes_the_stage_configs_and_no_flat_names():
+    cfg = RunConfig(teacher="t", out_dir="o", search=SearchStage(eps=8, lrs=[1e-4], train_batch_size=4),
+                    distill=DistillStage(steps=30))
+    assert (cfg.search.eps, cfg.search.lrs, cfg.distill.steps) == (8, (1e-4,), 30)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'eps'"):
+        RunConfig(teacher="t", out_dir="o", eps=8)
+    assert not hasattr(cfg, "eps") and not hasattr(cfg, "distill_steps")  # no alias reads a stage's field
+    with pytest.raises(ValueError, match="RunConfig.search must be a SearchStage, got"):
+        RunConfig(teacher="t", out_dir="o", search=DistillStage())
     with pytest.raises(ValueError, match="RunConfig.distill_steps must be a positive int, got -1"):
-        RunConfig(teacher="t", out_dir="o", distill_steps=-1)
+        RunConfig(teacher="t", out_dir="o", distill=DistillStage(steps=-1))
+
+
+def test_from_flat_builds_the_stage_configs_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match=r"RunConfig.from_flat\(eps=, lrs=, .*\) is deprecated .* 0.2"):
+        flat = RunConfig.from_flat(teacher="t", out_dir="o", eps=8, lrs=[1e-4], distill_steps=30,
+                                   search_batch_size=4, bench_rounds=2, task="sst2", task_data="d",
+                                   finetune_lr=3e-5, threads=1)
+    nested = RunConfig(teacher="t", out_dir="o", threads=1,
+                       search=SearchStage(eps=8, lrs=(1e-4,), train_batch_size=4), distill=DistillStage(steps=30),
+                       bench=BenchStage(rounds=2), finetune=FinetuneStage(task="sst2", task_data="d", lr=3e-5))
+    assert flat == nested and flat.identity() == nested.identity()
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"search= and the flat settings \['eps'\]"):
+        RunConfig.from_flat(teacher="t", out_dir="o", search=SearchStage(), eps=3)
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="unexpected keyword argument 'epss'"):
+        RunConfig.from_flat(teacher="t", out_dir="o", epss=3)
 
 
 # RunConfig.identity() of the default settings: pipeline.json's "config" (the flat form, as since dc94eef). The
@@ -122,7 +131,7 @@ DEFAULT_IDENTITY = {
 
 def test_identity_keeps_the_flat_form_of_pipeline_json():
     assert RunConfig(teacher="t", out_dir="o").identity() == DEFAULT_IDENTITY
-    changed = RunConfig(teacher="t", out_dir="o", distill_steps=5).identity()
+    changed = RunConfig(teacher="t", out_dir="o", distill=DistillStage(steps=5)).identity()
     assert {k for k in changed if changed[k] != DEFAULT_IDENTITY[k]} == {"distill_steps"}
 
 

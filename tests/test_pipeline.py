@@ -12,7 +12,7 @@ import pytest
 
 from bortfast import pipeline
 from bortfast.apps.quality import quality_scores
-from bortfast.pipeline import RunConfig, StageError, stages
+from bortfast.pipeline import BenchStage, DistillStage, FinetuneStage, RunConfig, SearchStage, StageError, stages
 
 REPORT_FILES = ["search.json", "pareto.png", "student/config.json", "student/model.safetensors", "model.onnx",
                 "model.int8.onnx", "speedup.json", "speedup.png", "summary.md", "pipeline.json"]
@@ -115,10 +115,11 @@ def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_co
     from _tiny import write_keyword_sst2
 
     cfg = RunConfig(teacher=str(tiny_teacher_dir), corpus=[str(tiny_corpus_file)], out_dir=str(tmp_path / "run"),
-                    eps=16, steps=1, seq_len=32, distill_steps=2, distill_batch_size=2, bench_rounds=1, threads=1,
-                    latency="flops", by_w=True, task="sst2",
-                    task_data=str(write_keyword_sst2(tmp_path / "glue") / "SST-2"),
-                    finetune_max_train=32, progress=False)
+                    seq_len=32, threads=1, progress=False,
+                    search=SearchStage(eps=16, steps=1, latency="flops", by_w=True),
+                    distill=DistillStage(steps=2, batch_size=2), bench=BenchStage(rounds=1),
+                    finetune=FinetuneStage(task="sst2", task_data=str(write_keyword_sst2(tmp_path / "glue") / "SST-2"),
+                                           max_train=32))
 
     def broken_export(*args, **kwargs):
         raise ValueError("disk full (simulated)")
@@ -153,13 +154,13 @@ def test_late_failure_keeps_earlier_stages_and_resumes(tiny_teacher_dir, tiny_co
 
 def test_run_config_rejects_bad_values(tmp_path):
     with pytest.raises(ValueError, match="space must be 'below-teacher' or 'bert-paper', got 'huge'"):
-        RunConfig(teacher="t", out_dir=str(tmp_path), space="huge")
+        RunConfig(teacher="t", out_dir=str(tmp_path), search=SearchStage(space="huge"))
     with pytest.raises(ValueError, match="RunConfig.eps must be a positive int, got 0"):
-        RunConfig(teacher="t", out_dir=str(tmp_path), eps=0)
+        RunConfig(teacher="t", out_dir=str(tmp_path), search=SearchStage(eps=0))
     with pytest.raises(ValueError, match="--task and --task-data go together"):
-        RunConfig(teacher="t", out_dir=str(tmp_path), task="sst2")
+        RunConfig(teacher="t", out_dir=str(tmp_path), finetune=FinetuneStage(task="sst2"))
     with pytest.raises(ValueError, match="learning rates"):
-        RunConfig(teacher="t", out_dir=str(tmp_path), lrs=(0.0,))
+        RunConfig(teacher="t", out_dir=str(tmp_path), search=SearchStage(lrs=(0.0,)))
 
 
 def test_run_refuses_a_foreign_directory(tmp_path, tiny_teacher_dir):

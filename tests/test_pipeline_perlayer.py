@@ -12,7 +12,7 @@ import pytest
 from bortfast import pipeline
 from bortfast.apps import bench
 from bortfast.cli.main import main
-from bortfast.pipeline import RunConfig
+from bortfast.pipeline import RunConfig, SearchStage
 from bortfast.space import Arch, PerLayerArch
 
 real_run_speedup = bench.run_speedup
@@ -139,9 +139,9 @@ def test_per_layer_hidden_must_be_ints_on_the_command_line(tiny_teacher_dir, tmp
 
 
 def test_per_layer_settings_enter_the_identity_only_when_on():
-    uniform = RunConfig(teacher="t", out_dir="o", per_layer_points=5)
+    uniform = RunConfig(teacher="t", out_dir="o", search=SearchStage(per_layer_points=5))
     assert not {"per_layer", "per_layer_hidden", "per_layer_points"} & set(uniform.identity())
-    on = RunConfig(teacher="t", out_dir="o", per_layer=True, per_layer_hidden=[192, 288]).identity()
+    on = RunConfig(teacher="t", out_dir="o", search=SearchStage(per_layer=True, per_layer_hidden=[192, 288])).identity()
     assert (on["per_layer"], on["per_layer_hidden"], on["per_layer_points"]) == (True, [192, 288], 24)
     assert {k: v for k, v in on.items() if not k.startswith("per_layer")} == uniform.identity()
 

@@ -61,8 +61,7 @@ def test_documented_python_imports_what_exists_and_passes_accepted_keywords(page
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in namespace:
             cls = namespace[node.func.id]
             if dataclasses.is_dataclass(cls):
-                accepted = {f.name for f in dataclasses.fields(cls)} | set(getattr(
-                    __import__(cls.__module__, fromlist=["FLAT_NAMES"]), "FLAT_NAMES", {}))
+                accepted = {f.name for f in dataclasses.fields(cls)}
                 unknown = [k.arg for k in node.keywords if k.arg not in accepted]
                 assert not unknown, f"{page}: {cls.__name__} does not take {unknown}"
 

@@ -230,8 +230,8 @@ def test_pipeline_distils_a_finetuned_teacher_on_the_task(teacher_dir, task_dir,
     from bortfast.finetune.task_distill import is_finetuned
 
     assert is_finetuned(teacher_dir) and not is_finetuned(tmp_path) and not is_finetuned(teacher_dir.parent)
-    cfg = pipeline.RunConfig(teacher=str(teacher_dir), out_dir=str(tmp_path), task="sst2", task_data=str(task_dir),
-                             finetune_epochs=1, finetune_lr=5e-3, progress=False)
+    cfg = pipeline.RunConfig(teacher=str(teacher_dir), out_dir=str(tmp_path), progress=False,
+                             finetune=pipeline.FinetuneStage(task="sst2", task_data=str(task_dir), epochs=1, lr=5e-3))
     st = pipeline.stages._stage_finetune(cfg, tmp_path, {"search": {"arch": "1,2,16,24"}})
     assert st["method"] == "task_distill" and st["result"]["arch"] == "1,2,16,24"
     assert load_finetuned(tmp_path / "finetuned/best").config.hidden_size == 16

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -145,7 +146,8 @@ class QualityStage:
                 raise FileNotFoundError(f"--sts file {self.sts!r} does not exist")
 
 
-# RunConfig's stage fields and their config classes, in pipeline order; the prefix of their flat names and flags.
+# RunConfig's stage fields and their config classes, in pipeline order; the prefix of their flat names (the flags of
+# `bortfast run` and the keys of pipeline.json's settings).
 STAGE_CONFIGS: dict[str, tuple[type, str]] = {
     "search": (SearchStage, ""), "distill": (DistillStage, "distill_"), "finetune": (FinetuneStage, "finetune_"),
     "bench": (BenchStage, "bench_"), "quality": (QualityStage, ""),
@@ -153,7 +155,8 @@ STAGE_CONFIGS: dict[str, tuple[type, str]] = {
 
 
 def _flat_names() -> dict[str, tuple[str, str]]:
-    """flat setting name (``distill_steps``: a ``bortfast run`` option and a RunConfig keyword) → (stage, field)."""
+    """flat setting name (``distill_steps``: a ``bortfast run`` option and a key of :meth:`RunConfig.identity`) →
+    (stage, field)."""
     names = {}
     for stage, (cls, prefix) in STAGE_CONFIGS.items():
         for f in dataclasses.fields(cls):
@@ -166,13 +169,15 @@ FLAT_NAMES = _flat_names()
 PER_LAYER_SETTINGS = ("per_layer", "per_layer_hidden", "per_layer_points")
 
 
-@dataclass(init=False)
+@dataclass
 class RunConfig:
     """Settings of :func:`run` (also the options of ``bortfast run``): the run's own and one config per stage.
 
-    ``RunConfig(teacher=..., out_dir=..., search=SearchStage(eps=8), distill=DistillStage(steps=100))``, or with
-    the flat names of ``bortfast run``'s options: ``RunConfig(teacher=..., out_dir=..., eps=8, distill_steps=100)``
-    (read back as ``cfg.eps`` / ``cfg.distill_steps`` too). A stage given both ways is refused.
+    ``RunConfig(teacher=..., out_dir=..., search=SearchStage(eps=8), distill=DistillStage(steps=100))``: each
+    stage's settings are its own config class (:data:`STAGE_CONFIGS`), read back as ``cfg.search.eps``. The flat
+    names of ``bortfast run``'s options (``eps``, ``distill_steps``) name the settings in ``pipeline.json``
+    (:meth:`identity`) and on the command line; :meth:`from_flat` still builds a config from them, with a
+    deprecation warning, until 0.2.
     """
 
     teacher: str  # local transformers directory or hub id
@@ -198,34 +203,13 @@ class RunConfig:
     bench: BenchStage = field(default_factory=BenchStage, metadata={"cli": False})
     quality: QualityStage = field(default_factory=QualityStage, metadata={"cli": False})
 
-    def __init__(self, teacher: str | os.PathLike, out_dir: str | os.PathLike, corpus: Any = (),
-                 **settings: Any) -> None:
-        self.teacher, self.out_dir, self.corpus = teacher, out_dir, corpus
-        flat = {k: settings.pop(k) for k in list(settings) if k in FLAT_NAMES}
-        for f in dataclasses.fields(self):
-            if f.name in ("teacher", "out_dir", "corpus"):
-                continue
-            if f.name in settings:
-                setattr(self, f.name, settings.pop(f.name))
-            elif f.name not in STAGE_CONFIGS:
-                setattr(self, f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
-        if settings:
-            raise TypeError(f"RunConfig got unknown settings {sorted(settings)}")
-        for stage, (cls, _) in STAGE_CONFIGS.items():
-            mine = {FLAT_NAMES[k][1]: v for k, v in flat.items() if FLAT_NAMES[k][0] == stage}
-            if stage in self.__dict__ and mine:
-                raise ValueError(f"RunConfig got {stage}= and the flat settings {sorted(mine)} of that stage: give "
-                                 f"the stage's settings one way")
-            if stage not in self.__dict__:
-                setattr(self, stage, cls(**mine))
-            elif not isinstance(getattr(self, stage), cls):
-                raise ValueError(f"RunConfig.{stage} must be a {cls.__name__}, got {getattr(self, stage)!r}")
-        self.__post_init__()
-
     def __post_init__(self) -> None:
         self.corpus = [os.fspath(c) for c in ([self.corpus] if isinstance(self.corpus, (str, os.PathLike))
                                               else self.corpus)]
         self.teacher, self.out_dir = os.fspath(self.teacher), os.fspath(self.out_dir)
+        for stage, (cls, _) in STAGE_CONFIGS.items():
+            if not isinstance(getattr(self, stage), cls):
+                raise ValueError(f"RunConfig.{stage} must be a {cls.__name__}, got {getattr(self, stage)!r}")
         _positive_ints(self, ("seq_len", "threads"), "")
         if self.until is not None and self.until not in STAGES:
             raise ValueError(f"RunConfig.until must be one of {list(STAGES)} or None, got {self.until!r}")
@@ -235,17 +219,26 @@ class RunConfig:
             raise ValueError(f"--task {self.finetune.task!r} with --per-layer: fine-tuning a per-layer student is "
                              f"not supported yet; run without --task and fine-tune a uniform ξ, or drop --per-layer")
 
-    def __getattr__(self, name: str) -> Any:  # only called for names that are no attribute: the flat ones
-        if name in FLAT_NAMES:
-            stage, key = FLAT_NAMES[name]
-            return getattr(getattr(self, stage), key)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in FLAT_NAMES:  # the stage's own field, re-validated
-            stage, key = FLAT_NAMES[name]
-            value, name = dataclasses.replace(getattr(self, stage), **{key: value}), stage
-        object.__setattr__(self, name, value)
+    @classmethod
+    def from_flat(cls, teacher: str | os.PathLike, out_dir: str | os.PathLike, corpus: Any = (),
+                  **settings: Any) -> RunConfig:
+        """Deprecated, removed in 0.2: a RunConfig from the flat names of ``bortfast run``'s options
+        (``RunConfig.from_flat(teacher=..., out_dir=..., eps=8, distill_steps=100)``), as ``RunConfig(...)``
+        took them before. Give each stage its own config instead:
+        ``RunConfig(teacher=..., out_dir=..., search=SearchStage(eps=8), distill=DistillStage(steps=100))``.
+        Settings that are RunConfig's own fields pass through; a stage given both ways is refused."""
+        flat = {k: settings.pop(k) for k in list(settings) if k in FLAT_NAMES}
+        warnings.warn(f"RunConfig.from_flat({', '.join(f'{k}=' for k in flat)}) is deprecated and goes in bortfast "
+                      f"0.2: pass the stage configs (search=SearchStage(...), distill=DistillStage(...), ...)",
+                      DeprecationWarning, stacklevel=2)
+        for stage, (stage_cls, _) in STAGE_CONFIGS.items():
+            mine = {FLAT_NAMES[k][1]: v for k, v in flat.items() if FLAT_NAMES[k][0] == stage}
+            if mine and stage in settings:
+                raise ValueError(f"RunConfig got {stage}= and the flat settings {sorted(mine)} of that stage: give "
+                                 f"the stage's settings one way")
+            if mine:
+                settings[stage] = stage_cls(**mine)
+        return cls(teacher=teacher, out_dir=out_dir, corpus=corpus, **settings)
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the run's results (a re-run must match them to resume), by flat name. The
