@@ -34,8 +34,9 @@ from pathlib import Path
 
 from _harness import parser, teacher_dir, write_result  # benchmarks/ is on sys.path when run as a script
 
-# private: bortfast.apps.bench has no public way to build its engines or re-run its fixed-shape timing stage
-from bortfast.apps.bench import SpeedupConfig, _fixed_engines, _prepare_models, _time_fixed_shapes, run_speedup
+from bortfast.apps.bench import SpeedupConfig, run_speedup
+from bortfast.apps.bench.prepare import prepare_models
+from bortfast.apps.bench.timing import fixed_engines, time_fixed_shapes
 from bortfast.profile.timing import time_engines
 from bortfast.space import Arch
 
@@ -63,7 +64,7 @@ def one_pair(label: str, student_dir: Path, teacher_dir: Path, work: Path, threa
                         include_large=False, batch_sizes=(1,), threads=threads, work_dir=str(work / "onnx"),
                         min_samples=20, progress=False)
     bench = run_speedup(cfg)
-    models = _prepare_models(cfg, work / "onnx")
+    models = prepare_models(cfg, work / "onnx")
     models.onnx = {key: work / "onnx" / f"{key}.onnx" for key in ("student_fp32", "student_int8", "teacher_fp32")}
     # samples[mode][engine][block]: each block's bench timing and alone pass lie seconds apart
     samples: dict[str, dict[str, list[list[float]]]] = {"bench": {}, "alone": {}}
@@ -71,9 +72,9 @@ def one_pair(label: str, student_dir: Path, teacher_dir: Path, work: Path, threa
         samples["bench"].setdefault(row["engine"], []).append(list(row["times_ms"]))
     for block in range(blocks):  # bench, alone, bench, alone, ...
         if block:
-            for row in _time_fixed_shapes(cfg, models)[0]:  # the bench's own timing stage: all engines, alternating
+            for row in time_fixed_shapes(cfg, models)[0]:  # the bench's own timing stage: all engines, alternating
                 samples["bench"].setdefault(row["engine"], []).append(list(row["times_ms"]))
-        engines = _fixed_engines(cfg, models, 1)
+        engines = fixed_engines(cfg, models, 1)
         for k in range(len(engines)):  # each engine with no other worker alive; order rotated per block
             engine = engines[(block + k) % len(engines)]
             t = time_engines([engine], cfg.timing())["timings"][engine.name]
