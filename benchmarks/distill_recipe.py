@@ -21,8 +21,8 @@ import time
 from _harness import out_dir, parser, stdlib_corpus, teacher_dir, write_result  # benchmarks/ is on sys.path
 from quality_sts import score  # the same zero-shot STS scoring
 
-from bortfast.apps.quality import read_sts
 from bortfast.distill import DistillConfig, distill
+from bortfast.evaluation import read_sts
 
 BASE = dict(steps=200, batch_size=32, seq_len=64, lr=1e-4, max_blocks=2000, eval_every=0, checkpoint_every=0,
             progress=False)

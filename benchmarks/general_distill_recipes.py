@@ -47,7 +47,7 @@ def selection_pairs(path: Path, n: int, seed: int):
     """A fixed random sample of ``n`` pairs of an STS-B file (the selection split)."""
     import numpy as np
 
-    from bortfast.apps.quality import StsPairs, read_sts
+    from bortfast.evaluation import StsPairs, read_sts
 
     pairs = read_sts(path)
     idx = np.sort(np.random.default_rng(seed).choice(len(pairs.scores), size=min(n, len(pairs.scores)),
@@ -61,7 +61,7 @@ def pair_cosines(model_dir: str, pairs) -> list[float]:
     import numpy as np
     from transformers import AutoModel, AutoTokenizer
 
-    from bortfast.apps.quality import torch_embedder
+    from bortfast.evaluation import torch_embedder
 
     embed = torch_embedder(AutoModel.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir),
                            pooling="mean")
@@ -70,7 +70,7 @@ def pair_cosines(model_dir: str, pairs) -> list[float]:
 
 
 def score_model(model_dir: str, splits: dict) -> tuple[dict, list[float]]:
-    """Spearman of cosine similarity with the gold scores on every split (as bortfast.apps.quality.sts_spearman),
+    """Spearman of cosine similarity with the gold scores on every split (as bortfast.evaluation.sts_spearman),
     and the selection split's per-pair cosines (for paired comparisons between variants)."""
     from scipy.stats import spearmanr
 
@@ -163,7 +163,7 @@ def main() -> None:
 
     import torch
 
-    from bortfast.apps.quality import read_sts
+    from bortfast.evaluation import read_sts
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     out = Path(args.out).resolve()

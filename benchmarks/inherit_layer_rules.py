@@ -21,9 +21,9 @@ def main() -> None:
     args = ap.parse_args()
     from transformers import AutoTokenizer, BertModel  # here, so --help answers at once
 
-    from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
     from bortfast.data.corpus import load_corpus
     from bortfast.distill.inherit import importance_cached, inherit_student
+    from bortfast.evaluation import read_sts, sts_spearman, torch_embedder
 
     work = out_dir(args.out)
     tp = teacher_dir()

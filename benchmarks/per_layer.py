@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from _harness import ort_latency, out_dir, parser, stdlib_corpus, teacher_dir, write_json, write_result
 
-from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
+from bortfast.evaluation import read_sts, sts_spearman, torch_embedder
 from bortfast.space import Arch, PerLayerArch
 
 UNIFORM = ("3,6,192,768", "2,6,192,1536", "4,6,192,384", "3,4,192,768", "2,9,288,768")

@@ -4,7 +4,7 @@ initialisation at equal distillation steps, the first-k-layers recipe, and the t
 Every student is distilled with bortfast's own trainer (``bortfast.distill.distill``: last-layer hidden-state KD,
 no masking, 64-token blocks of the embedded stdlib-docstring corpus, batch 32, lr 1e-4) and scored zero-shot on
 ``../shared/data/glue/STS-B/dev.tsv`` (1,500 pairs the students never saw) with the teacher's own mean pooling
-(``bortfast.apps.quality``). The latency column is the ORT fp32 ratio teacher/student at B=1, L=128, each engine
+(``bortfast.evaluation``). The latency column is the ORT fp32 ratio teacher/student at B=1, L=128, each engine
 timed alone in its own worker process (benchmarks/_harness.py ``ort_latency``; ``bortfast.apps.bench`` is not used:
 see README "Benchmarks" on isolated timing).
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from _harness import ort_latency, out_dir, parser, stdlib_corpus, teacher_dir, write_result  # on sys.path
 
-from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
 from bortfast.distill import DistillConfig, distill
+from bortfast.evaluation import read_sts, sts_spearman, torch_embedder
 
 # (arch, init, layers): ⟨3,4,192,768⟩ has head size 48 (the teacher's is 32); "first" is sentence-transformers'
 # keep-the-first-k-layers recipe.

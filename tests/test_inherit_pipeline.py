@@ -11,10 +11,10 @@ import pytest
 import torch
 from _tiny import dress_as_sentence_transformer
 
-from bortfast.apps.quality import read_sts, sts_spearman, torch_embedder
 from bortfast.data.teacher import model_pooling
 from bortfast.distill import DistillConfig, distill, load_corpus, load_teacher, short_train_error
 from bortfast.distill.masking import masker_for
+from bortfast.evaluation import read_sts, sts_spearman, torch_embedder
 from bortfast.search.algorithm import Candidate, SearchResult
 from bortfast.search.choice import choose_for_user, error_param_spearman
 from bortfast.search.journal import Journal

@@ -1,7 +1,8 @@
 """The package's imports point one way (DESIGN.md §2): a module may import its own layer and the layers below it,
-never one above. ``bortfast.runtime`` and ``bortfast.models`` stay torch-free at import; importing the package changes
-no process-wide import state, and the module paths from before the layered layout are gone (no alias hook keeps them
-alive). No module is over 500 lines, and no module imports a private (``_x``) name from another subpackage."""
+never one above. ``bortfast.runtime``, ``bortfast.models`` and ``bortfast.evaluation`` stay torch-free at import;
+importing the package changes no process-wide import state, and the module paths from before the layered layout are
+gone (no alias hook keeps them alive). No module is over 500 lines, and no module imports a private (``_x``) name
+from another subpackage."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bortfast"
 
 # Bottom to top. `search` must not reach `data`/`distill`: ê comes in as a function (apps/extract wires it).
 # `models` holds the model code (building, loading, heads, load_config): everything above imports it, it imports
-# only `_base` and `space`.
-LAYERS = ("_base", "space", "models", "profile", "search", "data", "distill", "finetune", "export", "runtime", "apps",
-          "pipeline", "cli")
+# only `_base` and `space`. `evaluation` holds the quality metrics (STS, embeddings, agreement with the teacher):
+# above `distill` (its masking scores MLM accuracy), below every stage that reports quality.
+LAYERS = ("_base", "space", "models", "profile", "search", "data", "distill", "evaluation", "finetune", "export",
+          "runtime", "apps", "pipeline", "cli")
 # Modules outside the layers: the BLAS loader and the compiled core sit at the bottom; the entry point at the top.
 EXTRA = {"_openblas": "_base", "_core": "_base", "__main__": "cli"}
 # The public surface may name anything (it imports lazily, on first use).
@@ -117,7 +119,7 @@ def test_models_import_nothing_above_them():
     assert not found, "models imports from above:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("module", ["bortfast.runtime", "bortfast.models", "bortfast"])
+@pytest.mark.parametrize("module", ["bortfast.runtime", "bortfast.models", "bortfast.evaluation", "bortfast"])
 def test_torch_free_modules_do_not_import_torch(module):
     code = (f"import sys, {module}\n"
             "bad = sorted(m for m in ('torch', 'transformers') if m in sys.modules)\n"
@@ -190,7 +192,9 @@ def test_no_module_is_over_500_lines():
 OLD_PATHS = ("bortfast._io", "bortfast.kernel", "bortfast.selection", "bortfast.corpus", "bortfast.tasks",
              "bortfast.agora", "bortfast.finetune_config", "bortfast.bench", "bortfast.space_cli",
              "bortfast.search_cli", "bortfast.distill_cli", "bortfast.finetune_cli", "bortfast.pipeline_cli",
-             "bortfast.demo_cli")
+             "bortfast.demo_cli",
+             # issue 27: the quality metrics moved to their own room, bortfast.evaluation
+             "bortfast.apps.quality")
 
 
 @pytest.mark.parametrize("old", OLD_PATHS)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bortfast import pipeline
-from bortfast.apps.quality import quality_scores
+from bortfast.evaluation import quality_scores
 from bortfast.pipeline import BenchStage, DistillStage, FinetuneStage, RunConfig, SearchStage, StageError, stages
 
 REPORT_FILES = ["search.json", "pareto.png", "student/config.json", "student/model.safetensors", "model.onnx",

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from bortfast.apps.quality import mlm_accuracy
+from bortfast.evaluation import mlm_accuracy
 
 
 class _OneHot(torch.nn.Module):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bortfast._base.io import write_json
-from bortfast.apps.quality import quality_scores, sentence_embeddings
+from bortfast.evaluation import quality_scores, sentence_embeddings
 from bortfast.pipeline.config import RunConfig
 from bortfast.space import PerLayerArch
 
@@ -63,7 +63,7 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
 
 def _mlm_quality(cfg: RunConfig, out: Path, teacher: Any, sentences: list[str]) -> dict:
     """Held-out masked-token accuracy of the teacher and the student (with its MLM head), same masked positions."""
-    from bortfast.apps.quality import mlm_accuracy
+    from bortfast.evaluation import mlm_accuracy
     from bortfast.models.perlayer import load_student
 
     student = load_student(out / "student", "BertForMaskedLM")
@@ -76,7 +76,8 @@ def _mlm_quality(cfg: RunConfig, out: Path, teacher: Any, sentences: list[str]) 
 def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenizer: Any) -> dict:
     """STS Spearman (the teacher's own pooling) of the teacher, ξ* and, on a sample of pairs, every trained pivot
     as inherited (before its short training); ``quality.png`` plots them against î."""
-    from bortfast.apps.quality import head_pairs, model_pooling, plot_quality, read_sts, sts_spearman, torch_embedder
+    from bortfast.data.teacher import model_pooling
+    from bortfast.evaluation import head_pairs, plot_quality, read_sts, sts_spearman, torch_embedder
 
     pairs = read_sts(cfg.quality.sts)
     pooling = model_pooling(cfg.teacher)
@@ -95,9 +96,9 @@ def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenize
 def _pivot_sts(cfg: RunConfig, out: Path, teacher: Any, search: dict, pooling: str, pairs: Any) -> list[dict]:
     from tqdm.auto import tqdm
 
-    from bortfast.apps.quality import sts_spearman, torch_embedder
     from bortfast.distill.inherit import Importance, inherit_student
     from bortfast.distill.perlayer import inherit_per_layer
+    from bortfast.evaluation import sts_spearman, torch_embedder
     from bortfast.search.algorithm import arch_from_dict
     from bortfast.search.choice import arch_key
 
