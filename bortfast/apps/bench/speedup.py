@@ -19,7 +19,7 @@ from bortfast.apps.bench.timing import same_engine_ratios, time_end_to_end, time
 
 
 def run_speedup(config: SpeedupConfig | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Run the benchmark (see the module docstring); returns the result written to ``speedup.json``.
+    """Run the benchmark (see :mod:`bortfast.apps.bench`); returns the result written to ``speedup.json``.
 
     Pass a :class:`SpeedupConfig` or its fields as keyword arguments. Every engine is timed in its own worker
     process (:mod:`bortfast.profile.timing`); torch in this process (export, FLOP counts) runs on ``threads``
