@@ -11,10 +11,10 @@ import bortfast
 from bortfast import _core
 from bortfast.space import Arch
 
-repo = Path(sys.argv[1]).resolve()
+source = Path(sys.argv[1]).resolve() / "bortfast"  # the checkout's package (.venv may sit inside the checkout)
 for module in (bortfast, _core):
     where = Path(module.__file__).resolve()
-    assert repo not in where.parents, f"{module.__name__} was imported from the source tree: {where}"
+    assert source not in where.parents, f"{module.__name__} was imported from the source tree: {where}"
     assert Path(sys.prefix).resolve() in where.parents, f"{module.__name__} is not installed in {sys.prefix}: {where}"
 
 # The cost model in C++: BERT-base's encoder + pooler has 109,482,240 parameters (Devlin et al.'s 110 M).
