@@ -12,7 +12,8 @@ with the teacher's own pooling (mean, cosine):
 Writes ``OUT/NAME.json`` (date, CPU model, the exact command, wall seconds of the distillation, both splits'
 Spearman for student and teacher and the share kept) and ``OUT/NAME.cos.json`` (the selection pairs' cosines);
 the teacher's scores are cached in ``OUT/teacher.json``. ``--summarize BASELINE`` tabulates every variant in OUT
-with a paired bootstrap of its selection score against BASELINE's (is a difference larger than the pairs' noise?).
+with a paired bootstrap of its selection score against BASELINE's (is a difference larger than the pairs' noise?),
+and writes those differences to ``OUT/deltas.json`` (the manual's table is rendered from OUT by render_results.py).
 Run each variant at one torch thread (OMP_NUM_THREADS=1), e.g. from /tmp:
 
     OMP_NUM_THREADS=1 python benchmarks/general_distill_recipes.py --name base --out DIR
@@ -106,7 +107,7 @@ def summarize(out: Path, baseline: str, splits: dict) -> None:
     from bortfast._base.io import write_json
 
     rows = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))
-            if p.name != "teacher.json" and not p.name.endswith(".cos.json")}
+            if p.name not in ("teacher.json", "deltas.json") and not p.name.endswith(".cos.json")}
     cos = {}
     for name in rows:
         path = out / f"{name}.cos.json"
@@ -114,13 +115,17 @@ def summarize(out: Path, baseline: str, splits: dict) -> None:
             write_json(path, pair_cosines(str(out / "runs" / name / "final"), splits["selection"]))
         cos[name] = json.loads(path.read_text())
     t = json.loads((out / "teacher.json").read_text())["scores"]
+    deltas = {name: paired_delta(cos[name], cos[baseline], splits["selection"].scores) for name in rows}
+    # kept beside the rows, so the manual's table renders from OUT alone (benchmarks/render_results.py)
+    write_json(out / "deltas.json", {"baseline": baseline, "split": splits["selection"].source,
+                                     "bootstrap": {"rounds": 1000, "seed": 0, "interval": 0.95}, "delta": deltas})
     print("| variant | change | selection ρ | kept | Δ vs baseline (95 % CI, paired bootstrap) | dev ρ | kept | "
           "steps | wall s | command |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| teacher | all-MiniLM-L6-v2, mean pooling | {t['selection']:.4f} | 100 % | – | {t['report']:.4f} | "
           f"100 % | – | – | – |")
     for name, r in sorted(rows.items(), key=lambda kv: kv[1]["date_utc"]):
-        d = paired_delta(cos[name], cos[baseline], splits["selection"].scores)
+        d = deltas[name]
         s, k = r["student"], r["kept"]
         print(f"| {name} | {r['change']} | {s['selection']:.4f} | {100 * k['selection']:.1f} % | "
               f"{d['delta']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] | {s['report']:.4f} | "

@@ -184,3 +184,50 @@ def test_card_mode_follows_the_umask(uniform_student, tmp_path):
         finally:
             os.umask(old)
         assert stat.S_IMODE(path.stat().st_mode) == mode, (oct(umask), oct(path.stat().st_mode))
+
+
+def _copy_with_card(source: Path, target: Path, front_matter: str | None) -> Path:
+    import shutil
+
+    directory = shutil.copytree(source, target)
+    if front_matter is not None:
+        (directory / "README.md").write_text(f"---\n{front_matter}---\n\n# The teacher\n", encoding="utf-8")
+    return directory
+
+
+def test_card_inherits_the_teachers_license(uniform_student, teacher_dir, tmp_path):
+    student = _copy_with_card(uniform_student, tmp_path / "student", None)
+    teacher = _copy_with_card(teacher_dir, tmp_path / "teacher-mit", "language: en\nlicense: mit\ntags: [bert]\n")
+    meta = _front_matter(render_model_card(student, ModelCardInfo(teacher_path=str(teacher))))
+    assert meta["license"] == "mit"
+    assert "license_name" not in meta
+
+    # a custom licence keeps its name and link
+    other = _copy_with_card(teacher_dir, tmp_path / "teacher-other",
+                            "license: other\nlicense_name: acme-1.0\nlicense_link: https://example.com/LICENSE\n")
+    meta = _front_matter(render_model_card(student, ModelCardInfo(teacher_path=str(other))))
+    assert (meta["license"], meta["license_name"], meta["license_link"]) == \
+        ("other", "acme-1.0", "https://example.com/LICENSE")
+
+    # the caller's licence wins over the teacher's
+    meta = _front_matter(render_model_card(student, ModelCardInfo(teacher_path=str(teacher), license="apache-2.0")))
+    assert meta["license"] == "apache-2.0"
+
+
+@pytest.mark.parametrize("card", [None, "# no front matter\n", "---\nlanguage: en\n---\n", "---\n: [unclosed\n---\n"])
+def test_card_has_no_license_when_the_teacher_states_none(uniform_student, teacher_dir, tmp_path, card):
+    teacher = _copy_with_card(teacher_dir, tmp_path / "teacher", None)
+    if card is not None:
+        (teacher / "README.md").write_text(card, encoding="utf-8")
+    meta = _front_matter(render_model_card(uniform_student, ModelCardInfo(teacher_path=str(teacher))))
+    assert "license" not in meta
+    assert meta["library_name"] == "sentence-transformers"  # the card itself is still written
+
+
+def test_demo_teacher_license_is_apache():
+    from bortfast.distill import bundled_teacher_path
+    from bortfast.export.card import teacher_license
+
+    # the packaged all-MiniLM-L6-v2 carries the hub's model card, whose licence is Apache-2.0 (the package's own
+    # MIT licence covers its wrapper code, not the weights)
+    assert teacher_license(bundled_teacher_path()) == {"license": "apache-2.0"}

@@ -26,7 +26,7 @@ from bortfast._base.version import __version__
 from bortfast.space import PER_LAYER_KEY, Arch, PerLayerArch
 
 __all__ = ["CARD_MARKER", "BORT_CITATION", "ModelCardInfo", "QualityRow", "SpeedRow", "is_bortfast_card",
-           "render_model_card", "write_model_card"]
+           "render_model_card", "teacher_license", "write_model_card"]
 
 # The line that marks a README.md as bortfast's own (an HTML comment: invisible on the hub). Delete it to keep edits.
 CARD_MARKER = "<!-- bortfast model card: written by bortfast, which replaces it; delete this line to keep edits -->"
@@ -81,7 +81,7 @@ class ModelCardInfo:
     model_id: str | None = None  # how the usage examples name the model (a hub id or path); default: the dir name
     teacher_name: str | None = None  # the teacher's Hugging Face id: becomes ``base_model`` in the front matter
     teacher_path: str | None = None  # where the teacher was read from; its config.json gives its architecture
-    license: str | None = None  # SPDX-style id for the front matter (inherit the teacher's); omitted when None
+    license: str | None = None  # the front matter's licence id; None: the teacher's (:func:`teacher_license`), if any
     corpus: str | None = None  # what the student was distilled on, in words (name, size, language)
     steps: int | None = None  # distillation optimiser steps
     command: str | None = None  # the command that produced the directory
@@ -122,6 +122,49 @@ def _safetensors_params(directory: Path) -> int | None:
                     n *= int(dim)
                 total += n
     return total
+
+
+def _front_matter_of(readme: Path) -> dict[str, Any]:
+    """The YAML front matter of a model card (``---`` lines around it at the top); {} when it has none or it does
+    not parse as a mapping."""
+    import yaml  # a transformers dependency
+
+    text = readme.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("---\n"):
+        return {}
+    head, sep, _ = text[4:].partition("\n---\n")
+    try:
+        meta = yaml.safe_load(head) if sep else None
+    except yaml.YAMLError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _teacher_readme(teacher: str) -> Path | None:
+    """The teacher's own model card: ``README.md`` in its directory, or, for a hub id, the copy in the local
+    Hugging Face cache (nothing is downloaded); None when neither exists."""
+    local = Path(teacher) / "README.md"
+    if local.is_file():
+        return local
+    if Path(teacher).exists():
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(teacher, "README.md")
+    except Exception:  # not a valid repo id: there is no cached card to read
+        return None
+    return Path(cached) if isinstance(cached, str) and Path(cached).is_file() else None
+
+
+def teacher_license(teacher: str | os.PathLike) -> dict[str, str]:
+    """The licence fields of the teacher's model card front matter, to inherit: ``license`` and, for
+    ``license: other``, its ``license_name`` and ``license_link``. {} when the teacher has no card or no licence."""
+    readme = _teacher_readme(str(teacher))
+    meta = _front_matter_of(readme) if readme is not None else {}
+    fields = {key: meta[key] for key in ("license", "license_name", "license_link")
+              if isinstance(meta.get(key), str) and meta[key].strip()}
+    return fields if "license" in fields else {}
 
 
 def _arch_of(config: dict[str, Any]) -> Arch | PerLayerArch:
@@ -170,7 +213,8 @@ def _yaml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
 
 
-def _front_matter(info: ModelCardInfo, library: str, pipeline_tag: str, name: str) -> list[str]:
+def _front_matter(info: ModelCardInfo, library: str, pipeline_tag: str, name: str,
+                  license_fields: dict[str, str]) -> list[str]:
     tags = ["bortfast", "bert", "distillation"]
     if library == "sentence-transformers":
         tags += ["sentence-transformers", "sentence-similarity", "feature-extraction"]
@@ -181,8 +225,7 @@ def _front_matter(info: ModelCardInfo, library: str, pipeline_tag: str, name: st
     lines += [f"- {_yaml_str(t)}" for t in dict.fromkeys(tags)]
     if info.teacher_name:
         lines.append(f"base_model: {_yaml_str(info.teacher_name)}")
-    if info.license:
-        lines.append(f"license: {_yaml_str(info.license)}")
+    lines += [f"{key}: {_yaml_str(value)}" for key, value in license_fields.items()]
     indexed = [row for row in info.quality if row.dataset]
     if indexed:
         lines += ["model-index:", f"- name: {_yaml_str(name)}", "  results:"]
@@ -271,7 +314,11 @@ def render_model_card(model_dir: str | os.PathLike, info: ModelCardInfo | None =
     classes = config.get("architectures") or []
 
     teacher_desc = info.teacher_name or info.teacher_path
-    lines = _front_matter(info, library, pipeline_tag, name)
+    if info.license:
+        license_fields = {"license": info.license}
+    else:  # inherited: a student is a derivative of its teacher's weights
+        license_fields = teacher_license(info.teacher_path or info.teacher_name) if teacher_desc else {}
+    lines = _front_matter(info, library, pipeline_tag, name, license_fields)
     lines += [CARD_MARKER, "", f"# {name}", ""]
     intro = (f"A smaller BERT{' sentence encoder' if library == 'sentence-transformers' else ''}"
              f"{f' distilled from `{teacher_desc}` by' if teacher_desc else ' made by'} "
