@@ -294,6 +294,12 @@ def _optimize(report: ExportReport, raw_path: Path, out: Path, per_layer: bool, 
     return out
 
 
+def quantize_int8(path: str | Path, out: str | Path) -> Path:
+    """ONNX Runtime's dynamic INT8 quantisation (``quantize_dynamic``, QInt8 weights) of the file ``path`` into
+    ``out``, as :func:`to_onnx` applies it with ``quantize="int8"`` (what a user tries first on a teacher)."""
+    return _quantize_int8(Path(path), Path(out))
+
+
 def _quantize_int8(path: Path, out: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
