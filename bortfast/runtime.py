@@ -207,6 +207,21 @@ def pool(states: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
     return np.concatenate(out, axis=1) if len(out) > 1 else out[0]
 
 
+def _decode_dense(value: str | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The ``dense`` metadata entry (kept in step with ``bortfast.export.dense.DenseModule.to_metadata``)."""
+    if value is None:
+        return None
+    import base64
+
+    d = json.loads(value)
+    if d.get("activation") != "identity":
+        raise ValueError(f"the model's Dense module has activation {d.get('activation')!r}; only identity is known")
+    n_in, n_out = int(d["in_features"]), int(d["out_features"])
+    weight = np.frombuffer(base64.b64decode(d["weight"]), dtype="<f4").reshape(n_out, n_in).astype(np.float32)
+    bias = None if d["bias"] is None else np.frombuffer(base64.b64decode(d["bias"]), dtype="<f4").astype(np.float32)
+    return weight, bias
+
+
 class Encoder(_OnnxTextModel):
     """Sentence vectors / token states from an exported encoder (output ``last_hidden_state``)."""
 
@@ -224,10 +239,20 @@ class Encoder(_OnnxTextModel):
         """Whether the model's sentence vectors are L2-normalised (a sentence-transformers ``Normalize`` module)."""
         return self.meta.get(META_PREFIX + "normalize", "false") == "true"
 
+    @property
+    def dense(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The model's identity-activation ``Dense`` module as (weight (out, in), bias (out,) or None), applied to
+        the pooled vector before normalising (a student shipped in its teacher's space,
+        :mod:`bortfast.export.dense`); None when the export recorded none."""
+        if not hasattr(self, "_dense"):
+            self._dense = _decode_dense(self.meta.get(META_PREFIX + "dense"))
+        return self._dense
+
     def encode(self, texts: Sequence[TextInput], pooling: str | None = None,
                normalize: bool | None = None) -> np.ndarray:
         """float32 (N, k·hidden) sentence vectors: token states pooled by ``pooling`` (one of :data:`POOLING_MODES`,
-        or several joined by ``+``), then L2-normalised when ``normalize``. ``None`` = the model's own
+        or several joined by ``+``), then mapped by the model's ``Dense`` module when it has one (:attr:`dense`),
+        then L2-normalised when ``normalize``. ``None`` = the model's own
         (:attr:`pooling`, :attr:`normalize`), so the result equals ``SentenceTransformer(model_dir).encode``."""
         pooling = self.pooling if pooling is None else pooling
         _parse_pooling(pooling)
@@ -240,6 +265,14 @@ class Encoder(_OnnxTextModel):
                 out = np.empty((len(texts), pooled.shape[-1]), dtype=np.float32)
             out[idx] = pooled
         assert out is not None
+        if self.dense is not None:
+            weight, bias = self.dense
+            if out.shape[1] != weight.shape[1]:
+                raise ValueError(f"the model's Dense module maps {weight.shape[1]}-wide pooled vectors; pooling "
+                                 f"{pooling!r} gives {out.shape[1]}")
+            out = out @ weight.T
+            if bias is not None:
+                out += bias
         if normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out

@@ -78,6 +78,21 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     assert quality["sts"] == q and quality["splits"]["chose"].startswith("ê") and str(sts) in quality["splits"][
         "reports"][-1]
     assert search["selection"] == {"rule": "W"} and "error_param_spearman" in search
+    # Retrieval agreement (no labels) and the reference points, measured in the same run (issue 29, items 3 and 5).
+    retrieval = quality["retrieval"]
+    assert retrieval["k"] == 10 and 0 <= retrieval["student"] <= 1 and "teacher_space" not in retrieval
+    ref = quality["references"]
+    assert [p["name"] for p in ref["points"]] == ["student", "teacher_int8", "cut"]
+    student_layers = best["layers"]
+    cut = ref["points"][2]
+    assert cut["layers"] == student_layers and cut["label"] == f"first-{student_layers}-layer cut"
+    for p in ref["points"]:
+        assert p["speedup"] > 0 and p["kept"] == pytest.approx(p["sts"] / q["teacher"])
+        assert p["speedup"] == pytest.approx(ref["teacher_fp32_ms"] / p["median_ms"])
+    # the INT8 teacher is the teacher, quantised: it agrees with it far better than the untrained cut or chance
+    assert ref["points"][1]["heldout"]["cosine"] > 0.9 and ref["points"][1]["heldout"]["recall@10"] > 0.5
+    assert "beside the references" in proc.stdout and "teacher INT8:" in proc.stdout
+    assert "student keeps" in summary and "what a user would try instead" in summary
     # The quality/bench sentences are held out: search and distillation excluded exactly these lines.
     heldout = out / "corpus" / "heldout.txt"
     assert state["stages"]["corpus"]["outputs"]["heldout"] == str(heldout)
@@ -183,3 +198,45 @@ def test_quality_scores_reference():
     assert same["cosine"] == pytest.approx(1.0) and same["similarity_spearman"] == pytest.approx(1.0)
     other = quality_scores(rng.normal(size=(20, 5)), teacher)  # different width: only the width-free score
     assert "cosine" not in other and abs(other["similarity_spearman"]) < 0.5
+
+
+def test_teacher_space_ships_the_projection(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_path):
+    """--teacher-space: SentenceTransformer(student) and model.onnx (through Encoder) emit the teacher's width, and
+    equal the student's pooled vector through the distillation's projection."""
+    import torch
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer, BertModel
+
+    from bortfast.evaluation import sentence_embeddings
+    from bortfast.pipeline import ExportStage, QualityStage
+    from bortfast.runtime import Encoder
+
+    out = tmp_path / "run"
+    pipeline.run(RunConfig(teacher=str(tiny_hidden_teacher_dir), corpus=[str(tiny_corpus_file)], out_dir=str(out),
+                           seq_len=32, threads=1, progress=False,
+                           # the fastest ξ by FLOPs (any ê): narrower than the teacher, so it has a projection
+                           search=SearchStage(eps=8, steps=2, min_speedup=None, max_error=1e9, latency="flops"),
+                           distill=DistillStage(steps=4, batch_size=4), bench=BenchStage(rounds=1),
+                           export=ExportStage(teacher_space=True), quality=QualityStage(references=False)))
+    student = out / "student"
+    assert json.loads((student / "config.json").read_text())["hidden_size"] < 48
+    assert (student / "2_Dense" / "model.safetensors").is_file()
+    sentences = (out / "corpus" / "heldout.txt").read_text().splitlines()[:6]
+    got = SentenceTransformer(str(student), device="cpu").encode(sentences, convert_to_numpy=True)
+    assert got.shape == (6, 48)  # the teacher's width, not the student's
+    weights = load_file(str(student / "projection.safetensors"))
+    encoder = BertModel.from_pretrained(student, add_pooling_layer=False).eval()
+    pooled = sentence_embeddings(encoder, AutoTokenizer.from_pretrained(student), sentences, 32)
+    with torch.no_grad():
+        want = (torch.from_numpy(pooled) @ weights["weight"].T + weights["bias"]).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(Encoder(out / "model.onnx").encode(sentences), want, atol=1e-4)
+    quality = json.loads((out / "quality.json").read_text())
+    assert set(quality["retrieval"]) == {"k", "student", "teacher_space", "teacher_space_vs_teacher_index"}
+    assert "references" not in quality and not (out / "quality.png").exists()
+    state = json.loads((out / "pipeline.json").read_text())
+    # settings added later count in a run's identity only away from their defaults (older runs still resume)
+    assert state["config"]["teacher_space"] is True and state["config"]["references"] is False
+    assert state["stages"]["export"]["outputs"]["teacher_space"]["out_features"] == 48
+    assert "as queries into an index built with the teacher" in (out / "summary.md").read_text()

@@ -73,6 +73,7 @@ class ExportReport:
     has_tokenizer: bool = False  # tokenizer.json embedded in the ONNX metadata
     pooling: str | None = None  # an encoder's sentence pooling recorded in the metadata ("mean", "cls+mean", ...)
     normalize: bool | None = None  # ... and whether its sentence vectors are L2-normalised
+    dense: tuple[int, int] | None = None  # (in, out) of a sentence-transformers Dense module recorded in the metadata
     file_bytes: int = 0
     seconds: float = 0.0
 
@@ -168,7 +169,9 @@ def to_onnx(
     ``encoder_only`` exports the encoder (``BertModel``, output ``last_hidden_state``) of any BERT checkpoint, e.g.
     a masked-LM student without its pretraining head; the report's ``model_class`` says which was written. An
     encoder's file records the directory's sentence pooling and normalisation (sentence-transformers' modules;
-    mean pooling, no normalisation for a plain directory), which :class:`bortfast.runtime.Encoder` applies.
+    mean pooling, no normalisation for a plain directory), which :class:`bortfast.runtime.Encoder` applies; so is
+    an identity-activation ``Dense`` module (:mod:`bortfast.export.dense`: a student in its teacher's space), which
+    the runtime applies to the pooled vector (the graph's ``last_hidden_state`` stays the encoder's own width).
     """
     t0 = time.perf_counter()
     model_dir = Path(model_dir)
@@ -197,6 +200,9 @@ def to_onnx(
         report.has_tokenizer = "tokenizer_json" in meta
         report.pooling = meta.get("pooling")
         report.normalize = meta["normalize"] == "true" if "normalize" in meta else None
+        if "dense" in meta:
+            d = json.loads(meta["dense"])
+            report.dense = (d["in_features"], d["out_features"])
         for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = META_PREFIX + key, value
@@ -288,6 +294,12 @@ def _optimize(report: ExportReport, raw_path: Path, out: Path, per_layer: bool, 
     return out
 
 
+def quantize_int8(path: str | Path, out: str | Path) -> Path:
+    """ONNX Runtime's dynamic INT8 quantisation (``quantize_dynamic``, QInt8 weights) of the file ``path`` into
+    ``out``, as :func:`to_onnx` applies it with ``quantize="int8"`` (what a user tries first on a teacher)."""
+    return _quantize_int8(Path(path), Path(out))
+
+
 def _quantize_int8(path: Path, out: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -322,6 +334,11 @@ def _metadata(config: Any, class_name: str, output_name: str, quantize: str | No
 
         sentence = sentence_config(model_dir)
         meta["pooling"], meta["normalize"] = sentence.pooling_spec, "true" if sentence.normalize else "false"
+        from bortfast.export.dense import read_dense
+
+        dense = read_dense(model_dir)  # applied by the runtime after pooling, before normalising, as ST does
+        if dense is not None:
+            meta["dense"] = dense.to_metadata()
     tokenizer_json = _tokenizer_json(model_dir) if embed_tokenizer else None
     if tokenizer_json is not None:
         meta["tokenizer_json"] = tokenizer_json

@@ -28,6 +28,7 @@ from bortfast.pipeline.config import (
     STATE_NAME,
     BenchStage,
     DistillStage,
+    ExportStage,
     FinetuneStage,
     QualityStage,
     RunConfig,
@@ -40,8 +41,8 @@ from bortfast.pipeline.state import RunState
 from bortfast.space import Arch
 
 __all__ = ["FLAT_NAMES", "RUN_OUTPUTS", "STAGES", "STAGE_CONFIGS", "STATE_NAME", "BenchStage", "DistillStage",
-           "FinetuneStage", "QualityStage", "RunConfig", "RunState", "SearchStage", "StageError", "render_summary",
-           "run", "speedup_label"]
+           "ExportStage", "FinetuneStage", "QualityStage", "RunConfig", "RunState", "SearchStage", "StageError",
+           "render_summary", "run", "speedup_label"]
 
 
 def run(config: RunConfig | None = None, **kwargs: Any) -> dict[str, Any]:

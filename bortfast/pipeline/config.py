@@ -1,5 +1,5 @@
 """Settings of :func:`bortfast.pipeline.run` (also ``bortfast run``'s options): the run's own and one config per
-stage (:class:`SearchStage`, :class:`DistillStage`, :class:`FinetuneStage`, :class:`BenchStage`,
+stage (:class:`SearchStage`, :class:`DistillStage`, :class:`FinetuneStage`, :class:`ExportStage`, :class:`BenchStage`,
 :class:`QualityStage`), the stage order and the files a run owns."""
 
 from __future__ import annotations
@@ -121,6 +121,16 @@ class FinetuneStage:
 
 
 @dataclass
+class ExportStage:
+    """The deployed files: the student directory's modules and its ONNX exports."""
+
+    teacher_space: bool = field(default=False, metadata={
+        "help": "ship the student's learned projection into the teacher's space as a sentence-transformers Dense "
+                "module (student/2_Dense), so SentenceTransformer(student) and model.onnx emit teacher-width vectors "
+                "that search an index built with the teacher (default: the student's own width)"})
+
+
+@dataclass
 class BenchStage:
     """The end-to-end timing of the deployed student against the teacher."""
 
@@ -138,6 +148,9 @@ class QualityStage:
     sts: str | None = field(default=None, metadata={
         "metavar": "TSV", "help": "STS-B style TSV (sentence1, sentence2, score): STS Spearman of the teacher, ξ* and "
                                   "the pivots"})
+    references: bool = field(default=True, metadata={
+        "help": "skip the reference points (the teacher in INT8 and cut to its first k layers with no training, "
+                "each scored on the report data and timed in ONNX Runtime fp32 B=1 against the teacher)"})
 
     def __post_init__(self) -> None:
         if self.sts is not None:
@@ -150,7 +163,7 @@ class QualityStage:
 # `bortfast run` and the keys of pipeline.json's settings).
 STAGE_CONFIGS: dict[str, tuple[type, str]] = {
     "search": (SearchStage, ""), "distill": (DistillStage, "distill_"), "finetune": (FinetuneStage, "finetune_"),
-    "bench": (BenchStage, "bench_"), "quality": (QualityStage, ""),
+    "export": (ExportStage, ""), "bench": (BenchStage, "bench_"), "quality": (QualityStage, ""),
 }
 
 
@@ -167,6 +180,8 @@ def _flat_names() -> dict[str, tuple[str, str]]:
 FLAT_NAMES = _flat_names()
 # SearchStage's per-layer settings: in a run's identity only when per_layer is on.
 PER_LAYER_SETTINGS = ("per_layer", "per_layer_hidden", "per_layer_points")
+# Settings added after runs existed: in a run's identity only away from their default, so an older run resumes.
+LATER_SETTINGS = {"teacher_space": False, "references": True}
 
 
 @dataclass
@@ -200,6 +215,7 @@ class RunConfig:
     search: SearchStage = field(default_factory=SearchStage, metadata={"cli": False})
     distill: DistillStage = field(default_factory=DistillStage, metadata={"cli": False})
     finetune: FinetuneStage = field(default_factory=FinetuneStage, metadata={"cli": False})
+    export: ExportStage = field(default_factory=ExportStage, metadata={"cli": False})
     bench: BenchStage = field(default_factory=BenchStage, metadata={"cli": False})
     quality: QualityStage = field(default_factory=QualityStage, metadata={"cli": False})
 
@@ -242,12 +258,14 @@ class RunConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the run's results (a re-run must match them to resume), by flat name. The
-        per-layer settings count only with ``per_layer`` on (a uniform run's identity is what it was before them)."""
+        per-layer settings count only with ``per_layer`` on (a uniform run's identity is what it was before them), the
+        :data:`LATER_SETTINGS` only away from their defaults."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
              if f.name not in STAGE_CONFIGS
              and f.name not in ("overwrite", "progress", "out_dir", "until", "keep_intermediate")}
         d.update({name: getattr(getattr(self, stage), key) for name, (stage, key) in FLAT_NAMES.items()
-                  if self.search.per_layer or name not in PER_LAYER_SETTINGS})
+                  if (self.search.per_layer or name not in PER_LAYER_SETTINGS)
+                  and (name not in LATER_SETTINGS or getattr(getattr(self, stage), key) != LATER_SETTINGS[name])})
         return json.loads(json.dumps(d))  # tuples as lists, as pipeline.json holds them
 
 

@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bortfast._base.io import write_json
-from bortfast.evaluation import quality_scores, sentence_embeddings
+from bortfast.evaluation import neighbour_recall, plot_quality, quality_scores, read_sts, sentence_embeddings
 from bortfast.pipeline.config import RunConfig
 from bortfast.space import PerLayerArch
+
+RECALL_K = 10  # recall@10 of the teacher's own top-10 neighbours
 
 
 def _heldout_sentences(cfg: RunConfig, st: dict) -> list[str]:
@@ -38,8 +42,11 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
         projection = torch.nn.Linear(weights["weight"].shape[1], weights["weight"].shape[0])
         projection.load_state_dict(weights)
     t_emb = sentence_embeddings(teacher.model.base_model, teacher.tokenizer, sentences, cfg.seq_len)
-    s_emb = sentence_embeddings(student, tokenizer, sentences, cfg.seq_len, projection)
+    s_own = sentence_embeddings(student, tokenizer, sentences, cfg.seq_len)  # the student's own width
+    s_emb = s_own if projection is None else _project(projection, s_own)  # mean pooling commutes with it
     scores = quality_scores(s_emb, t_emb)
+    k = min(RECALL_K, len(sentences) - 1)
+    scores["retrieval"] = _retrieval(s_own, s_emb if _teacher_space(out) else None, t_emb, k)
     metrics_file = out / "distill" / "metrics.jsonl"
     if metrics_file.is_file():
         from bortfast._base.io import read_jsonl
@@ -50,8 +57,17 @@ def _stage_quality(cfg: RunConfig, out: Path, st: dict) -> dict:
     scores["sentences"] = len(sentences)
     if teacher.kind == "mlm":
         scores["mlm"] = _mlm_quality(cfg, out, teacher, sentences)
+    pairs = None
     if cfg.quality.sts is not None:
-        scores["sts"] = _sts_quality(cfg, out, teacher, student, tokenizer)
+        pairs = read_sts(cfg.quality.sts)
+        scores["sts"] = _sts_quality(cfg, out, teacher, student, tokenizer, pairs)
+    if cfg.quality.references:
+        from bortfast.pipeline.references import measure_references
+
+        scores["references"] = measure_references(cfg, out, st, sentences=sentences, t_emb=t_emb, s_emb=s_own, k=k,
+                                                  sts=scores.get("sts"), pairs=pairs)
+    if "sts" in scores or "references" in scores:
+        plot_quality(scores.get("sts"), out / "quality.png", front=scores.get("references"))
     # Which data chose and which reports (DESIGN §8): no quality score chose anything in a run, ê did
     scores["splits"] = {
         "chose": "ê, the distillation loss on held-out corpus blocks of the search (and the speed budget)",
@@ -73,13 +89,36 @@ def _mlm_quality(cfg: RunConfig, out: Path, teacher: Any, sentences: list[str]) 
     return res
 
 
-def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenizer: Any) -> dict:
+def _project(projection: Any, emb: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return projection(torch.from_numpy(emb)).numpy()
+
+
+def _teacher_space(out: Path) -> bool:
+    """Whether the student ships its projection (``--teacher-space``: a Dense module in ``student/``)."""
+    from bortfast.export.dense import read_dense
+
+    return read_dense(out / "student") is not None
+
+
+def _retrieval(s_own: np.ndarray, s_teacher_space: np.ndarray | None, t_emb: np.ndarray, k: int) -> dict:
+    """recall@k of the teacher's own top-k neighbours over the held-out lines: the student's own vectors and, with
+    ``--teacher-space``, its teacher-space vectors among themselves and as queries into the teacher's index."""
+    res = {"k": k, "student": neighbour_recall(s_own, t_emb, k)}
+    if s_teacher_space is not None:
+        res["teacher_space"] = neighbour_recall(s_teacher_space, t_emb, k)
+        res["teacher_space_vs_teacher_index"] = neighbour_recall(s_teacher_space, t_emb, k, index=t_emb)
+    return res
+
+
+def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenizer: Any, pairs: Any) -> dict:
     """STS Spearman (the teacher's own pooling) of the teacher, ξ* and, on a sample of pairs, every trained pivot
     as inherited (before its short training); ``quality.png`` plots them against î."""
     from bortfast.data.teacher import model_pooling
-    from bortfast.evaluation import head_pairs, plot_quality, read_sts, sts_spearman, torch_embedder
+    from bortfast.evaluation import head_pairs, sts_spearman, torch_embedder
 
-    pairs = read_sts(cfg.quality.sts)
     pooling = model_pooling(cfg.teacher)
     search = json.loads((out / "search.json").read_text(encoding="utf-8"))
     res = {"file": cfg.quality.sts, "pairs": len(pairs.scores), "pooling": pooling,
@@ -89,7 +128,6 @@ def _sts_quality(cfg: RunConfig, out: Path, teacher: Any, student: Any, tokenize
            "student_latency": search["candidates"][search["best"]]["latency"]}
     res["retained"] = res["student"] / res["teacher"]
     res["pivots"] = _pivot_sts(cfg, out, teacher, search, pooling, head_pairs(pairs, 400))
-    plot_quality(res, out / "quality.png")
     return res
 
 

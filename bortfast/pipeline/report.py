@@ -126,6 +126,9 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
         lines += ["", f"STS ({q['file']}, {q['pairs']} pairs, {q['pooling']} pooling, cosine): Spearman ρ teacher "
                   f"{q['teacher']:.4f}, ξ* {q['student']:.4f} (**{100 * q['retained']:.1f}%** of the teacher). "
                   f"`quality.png` plots quality against î for the teacher, ξ* and the pivots (as inherited)."]
+    lines += _retrieval_lines(quality, st["export"].get("teacher_space"))
+    if "references" in quality:
+        lines += _reference_lines(quality["references"])
     if not st["finetune"].get("skipped", True):
         dev = st["finetune"]["result"].get("dev", {})
         lines += ["", f"## Fine-tuning ({cfg.finetune.task}, {cfg.finetune.epochs} epoch(s), at most "
@@ -136,8 +139,53 @@ def render_summary(cfg: RunConfig, st: dict, search: dict) -> str:
     kind = (json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or ["BertModel"])[0] \
         if config_file.is_file() else "BertForMaskedLM"
     lines += ["", "## Files", "", f"`search.json`, `pareto.png`, `student/` ({kind}, loads with {loader}), "
-              "`model.onnx`, `model.int8.onnx`, `speedup.json`, `speedup.png`, `pipeline.json`.", ""]
+              "`model.onnx`, `model.int8.onnx`, `speedup.json`, `speedup.png`, `quality.json`"
+              + (", `quality.png`" if "sts" in quality or "references" in quality else "") + ", `pipeline.json`.", ""]
     return "\n".join(lines)
+
+
+def _retrieval_lines(quality: dict, teacher_space: dict | None) -> list[str]:
+    r = quality.get("retrieval")
+    if r is None:
+        return []
+    k = r["k"]
+    line = (f"Retrieval agreement, no labels needed: the student's own vectors find **{100 * r['student']:.1f}%** of "
+            f"the teacher's top-{k} neighbours among the {quality['sentences']} held-out lines (recall@{k})")
+    if "teacher_space" in r:
+        line += (f"; in the teacher's space (`--teacher-space`: `student/2_Dense`) {100 * r['teacher_space']:.1f}% "
+                 f"among its own vectors and {100 * r['teacher_space_vs_teacher_index']:.1f}% as queries into an "
+                 f"index built with the teacher")
+    elif teacher_space is not None and not teacher_space.get("applied"):
+        line += f" (`--teacher-space` not applied: {teacher_space['reason']})"
+    return ["", line + "."]
+
+
+def _reference_lines(ref: dict) -> list[str]:
+    """summary.md's table of the student beside the reference points (quality kept vs same-engine speed-up)."""
+    lines = ["", "## The student beside what a user would try instead", "",
+             f"Measured in this run. Quality kept: {ref['kept_measure']}; speed-up: {ref['speed']}"
+             + (" (**timed on a busy machine**: not a quiet figure)" if ref.get("busy") else "") + ". "
+             "`quality.png` plots quality kept against speed-up.", "",
+             "| model | quality kept | speed-up | ms (B=1) | held-out similarity ρ | recall@10 |",
+             "|---|---|---|---|---|---|",
+             f"| teacher, ORT fp32 | 100% | 1.0x | {ref['teacher_fp32_ms']:.3g} | 1 | 100% |"]
+    for p in ref["points"]:
+        recall = next((v for key, v in p["heldout"].items() if key.startswith("recall@")), float("nan"))
+        lines.append(f"| {p['label']} | {100 * p['kept']:.1f}% | {p['speedup']:.2f}x | {p['median_ms']:.3g} | "
+                     f"{p['heldout']['similarity_spearman']:.3f} | {100 * recall:.1f}% |")
+    return lines + ["", front_sentence(ref)]
+
+
+def front_sentence(ref: dict) -> str:
+    """The student and the references in plain words, e.g. "student keeps 93% of the teacher's STS Spearman at
+    7.5x; teacher INT8: 99.7% at 2.2x; first-2-layer cut: 75% at 3.3x"."""
+    what = ("of the teacher's STS Spearman" if ref["kept_measure"].startswith("STS")
+            else "of the teacher's top-10 neighbours" if "recall@10" in ref["kept_measure"]
+            else f"({ref['kept_measure']})")
+    student, *others = ref["points"]
+    parts = [f"student keeps {100 * student['kept']:.1f}% {what} at {student['speedup']:.1f}x"]
+    parts += [f"{p['label']}: {100 * p['kept']:.1f}% at {p['speedup']:.1f}x" for p in others]
+    return "; ".join(parts)
 
 
 def _rule(selection: dict) -> str:
@@ -175,6 +223,14 @@ def console_summary(state: dict) -> str:
     if "sts" in q:
         rows.append(("STS Spearman teacher / student", f"{q['sts']['teacher']:.3f} / {q['sts']['student']:.3f} "
                                                        f"({100 * q['sts']['retained']:.1f}% kept)"))
+    if "retrieval" in q:
+        r = q["retrieval"]
+        rows.append((f"teacher's top-{r['k']} neighbours found", f"{100 * r['student']:.1f}% (student's own vectors)"
+                     + (f", {100 * r['teacher_space_vs_teacher_index']:.1f}% (teacher-space queries into the "
+                        f"teacher's index)" if "teacher_space" in r else "")))
+    if "references" in q:
+        rows.append(("beside the references", front_sentence(q["references"])
+                     + (" (timed on a busy machine)" if q["references"].get("busy") else "")))
     if search.get("error_param_spearman") is not None:
         rows.append(("Spearman(ê, p̂) over pivots", f"{search['error_param_spearman']:.3f}"))
     width = max(len(k) for k, _ in rows)

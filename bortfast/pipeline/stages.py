@@ -160,6 +160,7 @@ def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
     from bortfast.export.onnx import to_onnx
     from bortfast.models.perlayer import load_student
 
+    teacher_space = _ship_teacher_space(out) if cfg.export.teacher_space else None
     # The deployed artefact is the student's encoder (BertModel): the MLM head is only for pretraining.
     work = out / "work"
     student_encoder = work / "student_encoder"
@@ -179,7 +180,26 @@ def _stage_export(cfg: RunConfig, out: Path, st: dict) -> dict:
     write_sentence_transformers_onnx(out / "student", out / "model.onnx")
     write_sentence_transformers_onnx(out / "student", out / "model.int8.onnx", file_name=quantized_file_name())
     return {"student_encoder": str(student_encoder), "teacher_encoder": str(teacher_encoder),
-            **{k: dataclasses.asdict(r) for k, r in reports.items()}}
+            **{k: dataclasses.asdict(r) for k, r in reports.items()},
+            **({"teacher_space": teacher_space} if teacher_space is not None else {})}
+
+
+def _ship_teacher_space(out: Path) -> dict:
+    """--teacher-space: the distillation's projection H_s → H_t as the student's Dense module (after Pooling, before
+    Normalize: :mod:`bortfast.export.dense`), so ``SentenceTransformer(student)`` and ``model.onnx`` (through
+    :class:`bortfast.runtime.Encoder`) emit vectors in the teacher's space."""
+    projection = out / "student" / "projection.safetensors"
+    if not projection.is_file():
+        return {"applied": False, "reason": "the student has no projection (distilled at the teacher's width, whose "
+                                            "vectors it learned directly, or from a masked-LM teacher)"}
+    from safetensors.numpy import load_file
+
+    from bortfast.export.dense import write_dense_module
+
+    weights = load_file(str(projection))
+    dense = write_dense_module(out / "student", weights["weight"], weights.get("bias"))
+    return {"applied": True, "module": "student/2_Dense", "in_features": dense.in_features,
+            "out_features": dense.out_features}
 
 
 def _stage_bench(cfg: RunConfig, out: Path, st: dict) -> dict:
