@@ -33,13 +33,15 @@ class CorpusDecodeWarning(UserWarning):
 # --------------------------------------------------------------------------------------------------------- corpus
 @dataclass(frozen=True, eq=False)
 class Corpus:
-    """Token blocks of length ``seq_len`` ([CLS] ... [SEP]), split into train and held-out at random."""
+    """Token blocks of length ``seq_len`` ([CLS] ... [SEP]), split into train and held-out at random; or, with
+    ``pad_id`` set, one sentence per row (:func:`bortfast.data.sentences.load_sentences`)."""
 
     train: torch.Tensor  # (n_train, seq_len) int64
     heldout: torch.Tensor  # (n_heldout, seq_len) int64
     seq_len: int
     sources: tuple[str, ...]  # the files (or dataset) the text came from
     replaced_bytes: int  # invalid UTF-8 bytes replaced by U+FFFD
+    pad_id: int | None = None  # None: packed blocks; else one sentence per row, padded with this id (data.sentences)
 
     @property
     def fingerprint(self) -> str:

@@ -50,7 +50,8 @@ class DistillConfig:
     out_dir: str = field(metadata={"flag": "out"})  # checkpoints/, final/, metrics.jsonl go here
     steps: int = 1000  # optimiser steps
     batch_size: int = 32  # sequences per step per rank (global batch = batch_size * world size)
-    seq_len: int = 128  # tokens per packed block, [CLS] and [SEP] included
+    seq_len: int = 128  # tokens per packed block (or longest sentence row), [CLS] and [SEP] included
+    data: Literal["blocks", "sentences"] = "blocks"  # packed token blocks, or one sentence per row (encoder-only)
     lr: float = 1e-4  # peak learning rate (AdamW)
     warmup: int = -1  # warm-up steps; -1 = 10% of steps
     weight_decay: float = 0.01  # AdamW decay, not applied to biases and LayerNorm
@@ -121,6 +122,8 @@ class DistillConfig:
         if self.hidden_loss not in ("mse", "cosine", "mse+cosine"):
             raise ValueError(f"DistillConfig.hidden_loss must be 'mse', 'cosine' or 'mse+cosine', got "
                              f"{self.hidden_loss!r}")
+        if self.data not in ("blocks", "sentences"):
+            raise ValueError(f"DistillConfig.data must be 'blocks' or 'sentences', got {self.data!r}")
         if self.init not in ("inherit", "random"):
             raise ValueError(f"DistillConfig.init must be 'inherit' or 'random', got {self.init!r}")
         if self.layers not in ("importance", "even", "first"):

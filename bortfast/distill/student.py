@@ -147,10 +147,11 @@ def _trainable_module(student: Any, teacher: Teacher, *, seed: int) -> Any:
 
                     selection_projection(self.projection, kept)
 
-        def forward(self, input_ids: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        def forward(self, input_ids: torch.Tensor, masked: torch.Tensor,
+                    attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
             # The MLM head runs on the masked positions only: the loss needs nothing else, and the vocabulary
             # projection is most of a small model's cost (the head is position-wise, so this is exact).
-            seq = self.student.bert(input_ids=input_ids).last_hidden_state  # (B, L, H_s)
+            seq = self.student.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B,L,H_s)
             logits = self.student.cls(seq[masked])  # (N, V)
             hidden = None
             if teacher.kind == "hidden":

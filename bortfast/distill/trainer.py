@@ -22,6 +22,7 @@ from bortfast._base import dist
 from bortfast._base.io import append_jsonl, replace_dir, write_json
 from bortfast._base.optim import TrainingStep
 from bortfast.data.corpus import Corpus, load_corpus, read_exclude_file
+from bortfast.data.sentences import attention_mask, trim
 from bortfast.data.teacher import Teacher, load_teacher
 from bortfast.distill.checkpoint import (
     _checkpoint_dirs,
@@ -94,8 +95,29 @@ def _fingerprints(config: DistillConfig, arch: Arch | PerLayerArch, teacher: Tea
     return {"arch": list(arch.tuple) if isinstance(arch, Arch) else arch.spec, "vocab_size": arch.vocab_size,
             "teacher_vocab": teacher.vocab_fingerprint,
             "teacher_kind": teacher.kind, "seq_len": config.seq_len, "corpus": corpus.fingerprint,
-            "teacher_hidden": teacher.arch.hidden, "init": config.init,
+            "teacher_hidden": teacher.arch.hidden, "init": config.init, **({"data": "sentences"} if config.data ==
+                                                                           "sentences" else {}),
             **({"layers": config.teacher_layers or config.layers} if config.init == "inherit" else {})}
+
+
+def _load_training_corpus(config: DistillConfig, teacher: Teacher, *, blocks: bool = False) -> Corpus:
+    """The corpus the student trains on: packed blocks, or one sentence per row (``config.data == "sentences"``,
+    an encoder-only teacher's pooled sentence embedding is defined on sentences). ``blocks=True``: packed blocks
+    whatever ``config.data`` says (the importance calibration of inheritance runs on blocks)."""
+    exclude = read_exclude_file(config.exclude_file)
+    if config.data == "sentences" and not blocks:
+        if teacher.kind != "hidden":
+            raise ValueError(f"DistillConfig.data='sentences' needs an encoder-only teacher (its pooled sentence "
+                             f"embedding is the target); {config.teacher!r} is a masked LM: use data='blocks'")
+        from bortfast.data.sentences import load_sentences
+
+        max_rows = None if config.max_blocks is None else max(2, config.max_blocks)
+        return load_sentences(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
+                              heldout_fraction=config.heldout_fraction, seed=config.data_seed,
+                              max_sentences=max_rows, exclude=exclude)
+    return load_corpus(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
+                       heldout_fraction=config.heldout_fraction, seed=config.data_seed,
+                       max_blocks=config.max_blocks, exclude=exclude)
 
 
 def _resume_dir(config: DistillConfig, ckpt_root: Path) -> Path | None:
@@ -151,6 +173,8 @@ def _new_student(config: DistillConfig, arch: Arch | PerLayerArch, teacher: Teac
             check_fits(arch, teacher.config)
         else:
             check_fits_per_layer(arch, teacher.config, config.teacher_layers)
+        if corpus.pad_id is not None:  # sentence rows: calibrate on packed blocks of the same text
+            corpus = _load_training_corpus(config, teacher, blocks=True)
         importance = teacher_importance(teacher, corpus, out, n_blocks=config.calibration_blocks,
                                         progress=config.progress and rank == 0)
     return build_student(arch, teacher, seed=config.seed, dropout=config.dropout, init=config.init,
@@ -203,9 +227,7 @@ class _DistillRun:
         if config.seq_len > teacher.max_seq_len:
             raise ValueError(f"seq_len={config.seq_len} exceeds what teacher {config.teacher!r} can take "
                              f"(max {teacher.max_seq_len} positions)")
-        self.corpus = load_corpus(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
-                                  heldout_fraction=config.heldout_fraction, seed=config.data_seed,
-                                  max_blocks=config.max_blocks, exclude=read_exclude_file(config.exclude_file))
+        self.corpus = _load_training_corpus(config, teacher)
         self.fingerprints = _fingerprints(config, self.arch, teacher, self.corpus)
         self.resume_dir = _resume_dir(config, self.ckpt_root)
 
@@ -285,7 +307,7 @@ class _DistillRun:
         config = self.config
         res = evaluate(self.module, self.teacher, self.corpus.heldout, self.masker, seed=config.data_seed,
                        batch_size=config.heldout_batch_size, max_batches=config.eval_batches, weights=self.weights,
-                       device=self.device, autocast_dtype=self.autocast_dtype)
+                       device=self.device, autocast_dtype=self.autocast_dtype, pad_id=self.corpus.pad_id)
         rec = {"event": "eval", "step": step, "heldout_loss": res["loss"], "heldout_mlm_loss": res["mlm_loss"],
                "heldout_kd_loss": res["kd_loss"], "heldout_mlm_accuracy": res["mlm_accuracy"]}
         append_jsonl(self.metrics_path, rec)
@@ -299,13 +321,16 @@ class _DistillRun:
         config, teacher, weights, device = self.config, self.teacher, self.weights, self.device
         rows = batch_indices(len(self.corpus.train), config.batch_size, step, seed=config.seed, rank=self.rank,
                              world_size=self.world)
-        inputs, labels = self.masker(self.corpus.train[rows], seed=_derived_seed(config.seed, step, self.rank))
+        pad_id = self.corpus.pad_id
+        batch = trim(self.corpus.train[rows], pad_id)
+        mask = None if pad_id is None else attention_mask(batch, pad_id).to(device)
+        inputs, labels = self.masker(batch, seed=_derived_seed(config.seed, step, self.rank))
         inputs, labels = inputs.to(device), labels.to(device)
         with _autocast(device, self.autocast_dtype):
             sel = labels != -100
-            t_out = teacher_targets(teacher, inputs, sel) if weights.beta else None
-            logits, hidden = self.model(inputs, sel)
-        loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
+            t_out = teacher_targets(teacher, inputs, sel, mask) if weights.beta else None
+            logits, hidden = self.model(inputs, sel, mask)
+        loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights, mask)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss is {float(loss)} at step {step}; lower lr={config.lr}")
         return loss, mlm, kd, inputs.numel()
