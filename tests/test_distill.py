@@ -237,13 +237,17 @@ def test_embedding_loss_matches_a_loop_and_is_zero_for_rescaled_states():
     torch.manual_seed(1)
     hs, ht = torch.randn(4, 3, 8), torch.randn(4, 3, 8)
     labels, logits = torch.full((4, 3), -100), torch.randn(4, 3, 5)
-    _, _, base = distillation_loss(logits, hs, ht, labels, "hidden", LossWeights())
-    _, _, with_emb = distillation_loss(logits, hs, ht, labels, "hidden", LossWeights(embedding=2.0))
+    base, _, base_kd = distillation_loss(logits, hs, ht, labels, "hidden", LossWeights())
+    with_emb, _, with_emb_kd = distillation_loss(logits, hs, ht, labels, "hidden", LossWeights(embedding=2.0))
     ps, pt = hs.mean(1), ht.mean(1)
     pooled = sum(1 - F.cosine_similarity(ps[i], pt[i], dim=0) for i in range(4)) / 4
     rel = sum((F.cosine_similarity(ps[i], ps[j], dim=0) - F.cosine_similarity(pt[i], pt[j], dim=0)) ** 2
               for i in range(4) for j in range(4)) / 16
-    assert torch.allclose(with_emb - base, 2.0 * (pooled + rel), atol=1e-5)
+    assert torch.allclose(with_emb - base, 2.0 * (pooled + rel), atol=1e-5)  # γ weighs it, β does not
+    assert torch.allclose(with_emb_kd - base_kd, pooled + rel, atol=1e-5)  # the logged KD term: unweighted
+    # γ alone (β = 0) still trains on the sentence-level terms
+    only, _, _ = distillation_loss(logits, hs, ht, labels, "hidden", LossWeights(beta=0.0, embedding=1.0))
+    assert torch.allclose(only, pooled + rel, atol=1e-5)
     assert float(pooled + rel) > 0.1  # random states are far apart: the check above could fail
     # a positive rescaling of the teacher's states changes neither the pooled direction nor the relations
     _, _, cos_only = distillation_loss(logits, 3 * ht, ht, labels, "hidden",

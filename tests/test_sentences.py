@@ -1,4 +1,4 @@
-"""Sentence rows for sentence-level distillation (bortfast.data.sentences) and `distill(data="sentences")`."""
+"""Sentence rows for sentence-level distillation (bortfast.data.sentences) and `distill(unit="sentences")`."""
 
 from __future__ import annotations
 
@@ -68,21 +68,21 @@ def test_masked_hidden_loss_ignores_padding():
 def test_distill_on_sentences_trains_and_resumes(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_path):
     cfg = dict(teacher=str(tiny_hidden_teacher_dir), corpus=[str(tiny_corpus_file)], arch="1,2,16,24",
                out_dir=str(tmp_path / "run"), steps=4, batch_size=4, seq_len=32, lr=1e-3, checkpoint_every=2,
-               eval_every=0, log_every=2, progress=False, data="sentences", embedding_loss=1.0)
+               eval_every=0, log_every=2, progress=False, unit="sentences", embedding_loss=1.0)
     final = distill(DistillConfig(**cfg))
     records = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["event"] == "train"]
     assert len(train) == 2 and all(r["kd_loss"] > 0 for r in train)
     assert (final / "projection.safetensors").is_file()
     # the same out_dir with packed blocks is another run: resuming from the sentence checkpoint is refused
-    with pytest.raises(ValueError, match="data|corpus"):
-        distill(DistillConfig(**{**cfg, "data": "blocks", "steps": 6}))
+    with pytest.raises(ValueError, match="unit|corpus"):
+        distill(DistillConfig(**{**cfg, "unit": "blocks", "steps": 6}))
 
 
 def test_sentences_need_an_encoder_only_teacher(tiny_teacher_dir, tiny_corpus_file, tmp_path):
     cfg = DistillConfig(teacher=str(tiny_teacher_dir), corpus=[str(tiny_corpus_file)], arch="1,2,16,24",
-                        out_dir=str(tmp_path / "run"), steps=1, seq_len=32, progress=False, data="sentences")
+                        out_dir=str(tmp_path / "run"), steps=1, seq_len=32, progress=False, unit="sentences")
     with pytest.raises(ValueError, match="encoder-only teacher"):
         distill(cfg)
     with pytest.raises(ValueError, match="'blocks' or 'sentences'"):
-        DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", data="lines")
+        DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", unit="lines")

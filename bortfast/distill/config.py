@@ -51,7 +51,7 @@ class DistillConfig:
     steps: int = 1000  # optimiser steps
     batch_size: int = 32  # sequences per step per rank (global batch = batch_size * world size)
     seq_len: int = 128  # tokens per packed block (or longest sentence row), [CLS] and [SEP] included
-    data: Literal["blocks", "sentences"] = "blocks"  # packed token blocks, or one sentence per row (encoder-only)
+    unit: Literal["blocks", "sentences"] = "blocks"  # training rows: packed token blocks, or one sentence each
     lr: float = 1e-4  # peak learning rate (AdamW)
     warmup: int = -1  # warm-up steps; -1 = 10% of steps
     weight_decay: float = 0.01  # AdamW decay, not applied to biases and LayerNorm
@@ -65,6 +65,7 @@ class DistillConfig:
     dropout: float = 0.1  # student dropout
     heldout_fraction: float = 0.05  # share of blocks held out for evaluation
     max_blocks: int | None = None  # keep only this many blocks of the corpus (quick runs)
+    max_sentences: int | None = None  # unit="sentences": keep only this many sentences (None: all)
     eval_every: int = 100  # held-out evaluation period in steps (0 = only at the end)
     eval_batches: int = 4  # held-out batches per evaluation
     log_every: int = 10  # metrics.jsonl period in steps
@@ -113,17 +114,18 @@ class DistillConfig:
         if not self.lr > 0:
             raise ValueError(f"DistillConfig.lr must be positive, got {self.lr!r}")
         alpha = 0.1 if self.alpha is None else self.alpha
-        if alpha < 0 or self.beta < 0 or alpha + self.beta == 0:
-            raise ValueError(f"DistillConfig alpha={self.alpha}, beta={self.beta}: need alpha, beta >= 0, not both 0")
         if not self.embedding_loss >= 0:
             raise ValueError(f"DistillConfig.embedding_loss must be >= 0, got {self.embedding_loss!r}")
+        if alpha < 0 or self.beta < 0 or alpha + self.beta + self.embedding_loss == 0:
+            raise ValueError(f"DistillConfig alpha={self.alpha}, beta={self.beta}, embedding_loss="
+                             f"{self.embedding_loss}: need all >= 0, not all 0")
         if not self.temperature > 0:
             raise ValueError(f"DistillConfig.temperature must be positive, got {self.temperature!r}")
         if self.hidden_loss not in ("mse", "cosine", "mse+cosine"):
             raise ValueError(f"DistillConfig.hidden_loss must be 'mse', 'cosine' or 'mse+cosine', got "
                              f"{self.hidden_loss!r}")
-        if self.data not in ("blocks", "sentences"):
-            raise ValueError(f"DistillConfig.data must be 'blocks' or 'sentences', got {self.data!r}")
+        if self.unit not in ("blocks", "sentences"):
+            raise ValueError(f"DistillConfig.unit must be 'blocks' or 'sentences', got {self.unit!r}")
         if self.init not in ("inherit", "random"):
             raise ValueError(f"DistillConfig.init must be 'inherit' or 'random', got {self.init!r}")
         if self.layers not in ("importance", "even", "first"):

@@ -28,7 +28,9 @@ def distillation_loss(
     attention_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, mlm, kd): total = α·MLM + β·KD with KD = τ²·KL(teacher ‖ student) over masked positions (MLM
-    teacher) or the hidden-state distance over all positions (hidden teacher).
+    teacher) or the hidden-state distance over all positions (hidden teacher), plus γ·(sentence-level terms,
+    :func:`embedding_loss`) for a hidden teacher with ``weights.embedding`` = γ > 0 (then the reported KD term is
+    the token-level distance plus the sentence-level one).
 
     ``labels`` is (B, L) with -100 at unmasked positions. Logits are either (B, L, V) or already gathered at the
     masked positions, (N, V) in the row-major order of ``labels != -100``; ``teacher_out`` is the teacher's logits
@@ -43,7 +45,7 @@ def distillation_loss(
     target = labels[masked]  # (N,)
     mlm = F.cross_entropy(zs, target) if len(target) else zs.sum() * 0.0
     if teacher_out is None:  # plain MLM pretraining (beta = 0): the teacher is not run at all
-        if weights.beta:
+        if weights.beta or weights.embedding:
             raise ValueError(f"distillation_loss: beta={weights.beta} needs the teacher's outputs")
         kd = zs.sum() * 0.0
     elif kind == "mlm":
@@ -65,8 +67,9 @@ def distillation_loss(
             kd = cos
         else:  # "mse+cosine": the cosine term sees what an embedding loses when hidden channels are cut
             kd = F.mse_loss(ts, tt) + cos
-        if weights.embedding:
-            kd = kd + weights.embedding * embedding_loss(hs, ht, attention_mask)
+        if weights.embedding:  # γ weighs the sentence-level terms on their own (they need no token-level β)
+            sentence = embedding_loss(hs, ht, attention_mask)
+            return weights.alpha * mlm + weights.beta * kd + weights.embedding * sentence, mlm, kd + sentence
     return weights.alpha * mlm + weights.beta * kd, mlm, kd
 
 

@@ -72,7 +72,7 @@ def short_train_error(
                 rows = batch_indices(len(corpus.train), batch_size, step, seed=seed)
                 inputs, labels = masker(corpus.train[rows], seed=_derived_seed(seed, step, 0))
                 sel = labels != -100
-                t_out = teacher_targets(teacher, inputs, sel) if weights.beta else None
+                t_out = teacher_targets(teacher, inputs, sel) if weights.beta or weights.embedding else None
                 logits, hidden = module(inputs, sel)
                 loss, _, _ = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
                 train_step(loss)

@@ -95,26 +95,25 @@ def _fingerprints(config: DistillConfig, arch: Arch | PerLayerArch, teacher: Tea
     return {"arch": list(arch.tuple) if isinstance(arch, Arch) else arch.spec, "vocab_size": arch.vocab_size,
             "teacher_vocab": teacher.vocab_fingerprint,
             "teacher_kind": teacher.kind, "seq_len": config.seq_len, "corpus": corpus.fingerprint,
-            "teacher_hidden": teacher.arch.hidden, "init": config.init, **({"data": "sentences"} if config.data ==
-                                                                           "sentences" else {}),
+            "teacher_hidden": teacher.arch.hidden, "init": config.init,
+            **({"unit": "sentences"} if config.unit == "sentences" else {}),
             **({"layers": config.teacher_layers or config.layers} if config.init == "inherit" else {})}
 
 
 def _load_training_corpus(config: DistillConfig, teacher: Teacher, *, blocks: bool = False) -> Corpus:
-    """The corpus the student trains on: packed blocks, or one sentence per row (``config.data == "sentences"``,
+    """The corpus the student trains on: packed blocks, or one sentence per row (``config.unit == "sentences"``,
     an encoder-only teacher's pooled sentence embedding is defined on sentences). ``blocks=True``: packed blocks
-    whatever ``config.data`` says (the importance calibration of inheritance runs on blocks)."""
+    whatever ``config.unit`` says (the importance calibration of inheritance runs on blocks)."""
     exclude = read_exclude_file(config.exclude_file)
-    if config.data == "sentences" and not blocks:
+    if config.unit == "sentences" and not blocks:
         if teacher.kind != "hidden":
-            raise ValueError(f"DistillConfig.data='sentences' needs an encoder-only teacher (its pooled sentence "
-                             f"embedding is the target); {config.teacher!r} is a masked LM: use data='blocks'")
+            raise ValueError(f"DistillConfig.unit='sentences' needs an encoder-only teacher (its pooled sentence "
+                             f"embedding is the target); {config.teacher!r} is a masked LM: use unit='blocks'")
         from bortfast.data.sentences import load_sentences
 
-        max_rows = None if config.max_blocks is None else max(2, config.max_blocks)
         return load_sentences(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
                               heldout_fraction=config.heldout_fraction, seed=config.data_seed,
-                              max_sentences=max_rows, exclude=exclude)
+                              max_sentences=config.max_sentences, exclude=exclude)
     return load_corpus(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
                        heldout_fraction=config.heldout_fraction, seed=config.data_seed,
                        max_blocks=config.max_blocks, exclude=exclude)
@@ -328,7 +327,7 @@ class _DistillRun:
         inputs, labels = inputs.to(device), labels.to(device)
         with _autocast(device, self.autocast_dtype):
             sel = labels != -100
-            t_out = teacher_targets(teacher, inputs, sel, mask) if weights.beta else None
+            t_out = teacher_targets(teacher, inputs, sel, mask) if weights.beta or weights.embedding else None
             logits, hidden = self.model(inputs, sel, mask)
         loss, mlm, kd = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights, mask)
         if not torch.isfinite(loss):
