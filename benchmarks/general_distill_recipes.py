@@ -40,8 +40,8 @@ from _harness import machine, parser, stdlib_corpus, teacher_dir, write_json
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 # The demo's final distillation (bortfast/cli/run.py DEMO_DEFAULTS + RunConfig.max_blocks), as `bortfast distill`
-DEMO_ARGS = ["--arch", "2,6,192,1152", "--steps", "200", "--batch-size", "32", "--seq-len", "64", "--lr", "1e-4",
-             "--max-blocks", "2000", "--no-progress"]
+DEMO_ARGS = ["--arch", "2,6,192,1152", "--steps", "100", "--batch-size", "32", "--seq-len", "64", "--lr", "1e-4",
+             "--max-blocks", "2000", "--unit", "blocks", "--no-progress"]
 
 
 def selection_pairs(path: Path, n: int, seed: int):
@@ -133,7 +133,8 @@ def summarize(out: Path, baseline: str, splits: dict) -> None:
 
 
 def corpus_path(spec: str, out: Path) -> Path:
-    """``stdlib``: the demo's embedded corpus; else a text file (WikiExtractor ``<doc>`` lines dropped)."""
+    """``stdlib``: the demo's embedded corpus; else a text file or a directory of them, concatenated in name order
+    (WikiExtractor ``<doc>`` lines dropped)."""
     if spec == "stdlib":
         path = out / "stdlib-corpus.txt"
         if not path.is_file():
@@ -142,7 +143,8 @@ def corpus_path(spec: str, out: Path) -> Path:
     src = Path(spec)
     path = out / f"corpus-{src.name}.txt"
     if not path.is_file():
-        lines = [line for line in src.read_text(encoding="utf-8").splitlines()
+        files = sorted(p for p in src.iterdir() if p.is_file()) if src.is_dir() else [src]
+        lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines()
                  if line.strip() and not line.startswith(("<doc ", "</doc>"))]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -62,6 +62,12 @@ def test_bortfast_run_end_to_end(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_
     # A finished run keeps the deliverables and the logs, not its intermediate copies and checkpoints.
     assert not (out / "work").exists() and not (out / "distill" / "checkpoints").exists()
     assert (out / "distill" / "metrics.jsonl").is_file()
+    # An encoder-only teacher: the default unit "auto" distils on one sentence per row, with the sentence
+    # recipe's loss (γ 1, β 0) and lr; the batch size given on the command line wins over the recipe's 64.
+    distilled = state["stages"]["distill"]["outputs"]
+    assert (distilled["unit"], distilled["batch_size"], distilled["lr"]) == ("sentences", 4, 3e-4)
+    dcfg = json.loads((out / "distill" / "distill_config.json").read_text())
+    assert (dcfg["unit"], dcfg["beta"], dcfg["embedding_loss"]) == ("sentences", None, None)
     card = (out / "student" / "README.md").read_text()  # the model card, with this run's measured figures
     assert "Spearman (cosine)" in card and "ONNX Runtime" in card and str(tiny_hidden_teacher_dir) in card
     assert (student.config.num_hidden_layers, student.config.num_attention_heads, student.config.hidden_size,

@@ -86,3 +86,25 @@ def test_sentences_need_an_encoder_only_teacher(tiny_teacher_dir, tiny_corpus_fi
         distill(cfg)
     with pytest.raises(ValueError, match="'blocks' or 'sentences'"):
         DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", unit="lines")
+
+
+def test_unit_auto_resolves_by_teacher_kind_with_each_recipe():
+    from bortfast.pipeline import DistillStage
+
+    cfg = DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o")
+    assert cfg.unit == "auto" and cfg.unit_for("hidden") == "sentences" and cfg.unit_for("mlm") == "blocks"
+    w = cfg.loss_weights_for("hidden")
+    assert (w.alpha, w.beta, w.embedding) == (0.0, 0.0, 1.0)
+    w = cfg.loss_weights_for("mlm")
+    assert (w.alpha, w.beta, w.embedding) == (0.1, 0.5, 0.0)
+    w = DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", unit="blocks").loss_weights_for("hidden")
+    assert (w.beta, w.embedding) == (0.5, 0.0)  # explicit blocks: the token-level recipe
+    with pytest.raises(ValueError, match="nothing to learn"):
+        DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", alpha=0.0,
+                      beta=0.0).loss_weights_for("mlm")
+    stage = DistillStage()
+    assert {k: stage.resolved("hidden")[k] for k in ("unit", "batch_size", "lr")} == {
+        "unit": "sentences", "batch_size": 64, "lr": 3e-4}
+    assert {k: stage.resolved("mlm")[k] for k in ("unit", "batch_size", "lr")} == {
+        "unit": "blocks", "batch_size": 16, "lr": 5e-4}
+    assert DistillStage(lr=1e-3, batch_size=8).resolved("hidden")["lr"] == 1e-3

@@ -53,6 +53,13 @@ def _is_masked_lm_config(config: Any) -> bool:
     return any(a.endswith("ForMaskedLM") for a in (getattr(config, "architectures", None) or []))
 
 
+def teacher_kind(name_or_path: str | os.PathLike) -> TeacherKind:
+    """"mlm" or "hidden", as :func:`load_teacher` decides it, from the teacher's config alone (no weights load)."""
+    from transformers import AutoConfig
+
+    return "mlm" if _is_masked_lm_config(AutoConfig.from_pretrained(os.fspath(name_or_path))) else "hidden"
+
+
 def _looks_like_path(text: str) -> bool:
     return text.startswith((".", "/", "~")) or os.sep in text.strip("/").replace("/", "", 1) or text.count("/") > 1
 

@@ -51,16 +51,19 @@ class DistillConfig:
     steps: int = 1000  # optimiser steps
     batch_size: int = 32  # sequences per step per rank (global batch = batch_size * world size)
     seq_len: int = 128  # tokens per packed block (or longest sentence row), [CLS] and [SEP] included
-    unit: Literal["blocks", "sentences"] = "blocks"  # training rows: packed token blocks, or one sentence each
+    unit: Literal["auto", "blocks", "sentences"] = field(default="auto", metadata={
+        "help": "training rows: packed token blocks, or one corpus sentence each (the sentence-level recipe: "
+                "pooled cosine + in-batch relation to the teacher's sentence embedding); auto: sentences for an "
+                "encoder-only teacher, blocks for a masked LM"})
     lr: float = 1e-4  # peak learning rate (AdamW)
     warmup: int = -1  # warm-up steps; -1 = 10% of steps
     weight_decay: float = 0.01  # AdamW decay, not applied to biases and LayerNorm
     max_grad_norm: float = 1.0  # gradient clipping
     alpha: float | None = None  # MLM weight; None: 0.1 for an MLM teacher (alexa/bort), 0 for an encoder-only one
-    beta: float = 0.5  # distillation weight (alexa/bort)
+    beta: float | None = None  # token-level distillation weight; None: 0.5 on blocks (alexa/bort), 0 on sentences
     temperature: float = 2.0  # τ (alexa/bort)
     hidden_loss: str = "mse"  # "mse", "cosine" or "mse+cosine" (token-level) for an encoder-only teacher
-    embedding_loss: float = 0.0  # γ (encoder-only teacher): + γ·(pooled-embedding cosine + in-batch relation MSE)
+    embedding_loss: float | None = None  # γ: + γ·(pooled cosine + in-batch relation MSE); None: 1 on sentences, else 0
     mlm_probability: float = 0.15  # masking rate (80/10/10 replacement)
     dropout: float = 0.1  # student dropout
     heldout_fraction: float = 0.05  # share of blocks held out for evaluation
@@ -114,9 +117,11 @@ class DistillConfig:
         if not self.lr > 0:
             raise ValueError(f"DistillConfig.lr must be positive, got {self.lr!r}")
         alpha = 0.1 if self.alpha is None else self.alpha
-        if not self.embedding_loss >= 0:
+        beta, gamma = (0.0 if v is None else v for v in (self.beta, self.embedding_loss))
+        if not gamma >= 0:
             raise ValueError(f"DistillConfig.embedding_loss must be >= 0, got {self.embedding_loss!r}")
-        if alpha < 0 or self.beta < 0 or alpha + self.beta + self.embedding_loss == 0:
+        if alpha < 0 or not beta >= 0 or (self.beta is not None and self.embedding_loss is not None
+                                           and alpha + beta + gamma == 0):
             raise ValueError(f"DistillConfig alpha={self.alpha}, beta={self.beta}, embedding_loss="
                              f"{self.embedding_loss}: need all >= 0, not all 0")
         if not self.temperature > 0:
@@ -124,8 +129,8 @@ class DistillConfig:
         if self.hidden_loss not in ("mse", "cosine", "mse+cosine"):
             raise ValueError(f"DistillConfig.hidden_loss must be 'mse', 'cosine' or 'mse+cosine', got "
                              f"{self.hidden_loss!r}")
-        if self.unit not in ("blocks", "sentences"):
-            raise ValueError(f"DistillConfig.unit must be 'blocks' or 'sentences', got {self.unit!r}")
+        if self.unit not in ("auto", "blocks", "sentences"):
+            raise ValueError(f"DistillConfig.unit must be 'auto', 'blocks' or 'sentences', got {self.unit!r}")
         if self.init not in ("inherit", "random"):
             raise ValueError(f"DistillConfig.init must be 'inherit' or 'random', got {self.init!r}")
         if self.layers not in ("importance", "even", "first"):
@@ -137,9 +142,25 @@ class DistillConfig:
         """The weights for an MLM teacher (``alpha=None`` → 0.1); :meth:`loss_weights_for` knows the teacher."""
         return self.loss_weights_for("mlm")
 
+    def unit_for(self, kind: str) -> str:
+        """The training rows for a teacher of ``kind``: ``unit``, with "auto" resolved (sentences for an
+        encoder-only teacher, whose pooled sentence embedding is the target; blocks for a masked LM)."""
+        if self.unit != "auto":
+            return self.unit
+        return "sentences" if kind == "hidden" else "blocks"
+
     def loss_weights_for(self, kind: str) -> LossWeights:
-        return default_loss_weights(kind, self.alpha, beta=self.beta, temperature=self.temperature,
-                                    hidden_loss=self.hidden_loss, embedding=self.embedding_loss)
+        """The loss weights for a teacher of ``kind``; β and γ left None take the recipe of :meth:`unit_for`:
+        token-level KD on blocks (β 0.5, γ 0), the sentence-level terms alone on sentences (β 0, γ 1)."""
+        sentences = self.unit_for(kind) == "sentences"
+        beta = (0.0 if sentences else 0.5) if self.beta is None else self.beta
+        gamma = (1.0 if sentences else 0.0) if self.embedding_loss is None else self.embedding_loss
+        alpha = (0.1 if kind == "mlm" else 0.0) if self.alpha is None else self.alpha
+        if alpha + beta + gamma == 0:
+            raise ValueError(f"DistillConfig: alpha={alpha}, beta={beta}, embedding_loss={gamma} leave nothing to "
+                             f"learn from a {kind!r} teacher")
+        return default_loss_weights(kind, self.alpha, beta=beta, temperature=self.temperature,
+                                    hidden_loss=self.hidden_loss, embedding=gamma)
 
     @property
     def warmup_steps(self) -> int:

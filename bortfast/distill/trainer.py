@@ -96,16 +96,16 @@ def _fingerprints(config: DistillConfig, arch: Arch | PerLayerArch, teacher: Tea
             "teacher_vocab": teacher.vocab_fingerprint,
             "teacher_kind": teacher.kind, "seq_len": config.seq_len, "corpus": corpus.fingerprint,
             "teacher_hidden": teacher.arch.hidden, "init": config.init,
-            **({"unit": "sentences"} if config.unit == "sentences" else {}),
+            **({"unit": "sentences"} if config.unit_for(teacher.kind) == "sentences" else {}),
             **({"layers": config.teacher_layers or config.layers} if config.init == "inherit" else {})}
 
 
 def _load_training_corpus(config: DistillConfig, teacher: Teacher, *, blocks: bool = False) -> Corpus:
-    """The corpus the student trains on: packed blocks, or one sentence per row (``config.unit == "sentences"``,
+    """The corpus the student trains on: packed blocks, or one sentence per row (``config.unit_for(teacher.kind)``,
     an encoder-only teacher's pooled sentence embedding is defined on sentences). ``blocks=True``: packed blocks
     whatever ``config.unit`` says (the importance calibration of inheritance runs on blocks)."""
     exclude = read_exclude_file(config.exclude_file)
-    if config.unit == "sentences" and not blocks:
+    if config.unit_for(teacher.kind) == "sentences" and not blocks:
         if teacher.kind != "hidden":
             raise ValueError(f"DistillConfig.unit='sentences' needs an encoder-only teacher (its pooled sentence "
                              f"embedding is the target); {config.teacher!r} is a masked LM: use unit='blocks'")

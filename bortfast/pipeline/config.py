@@ -10,7 +10,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -91,12 +91,39 @@ class DistillStage:
     """The final distillation of ξ* from the teacher."""
 
     steps: int = 300  # optimiser steps of the final distillation
-    batch_size: int = 16  # sequences per step
+    batch_size: int | None = None  # sequences per step (None: 16 blocks, or 64 sentences)
     seq_len: int | None = None  # tokens per block of the final distillation (None: --seq-len)
-    lr: float = 5e-4  # peak learning rate
+    lr: float | None = None  # peak learning rate (None: 5e-4 on blocks, 3e-4 on sentences)
+    unit: Literal["auto", "blocks", "sentences"] = field(default="auto", metadata={
+        "help": "training rows: packed blocks, or one corpus sentence each (pooled cosine + in-batch relation to "
+                "the teacher's sentence embedding); auto: sentences for an encoder-only teacher, blocks for a "
+                "masked LM"})
+    beta: float | None = None  # token-level KD weight (None: 0.5 on blocks, alexa/bort's; 0 on sentences)
+    embedding_loss: float | None = None  # γ, the sentence-level terms' weight (None: 1 on sentences, 0 on blocks)
+
+    # The recipe of each unit where batch_size / lr are None: the blocks recipe is alexa/bort's as this pipeline
+    # tuned it; the sentence recipe was chosen on the selection split (docs/results/general-distillation.md).
+    RECIPES: ClassVar[dict[str, dict[str, float]]] = {"blocks": {"batch_size": 16, "lr": 5e-4},
+                                                      "sentences": {"batch_size": 64, "lr": 3e-4}}
+
+    def resolved(self, kind: str) -> dict[str, Any]:
+        """DistillConfig's settings for a teacher of ``kind`` ("mlm" or "hidden"): "auto" and None resolved."""
+        unit = self.unit if self.unit != "auto" else ("sentences" if kind == "hidden" else "blocks")
+        recipe = self.RECIPES[unit]
+        return {**dataclasses.asdict(self), "unit": unit,
+                "batch_size": recipe["batch_size"] if self.batch_size is None else self.batch_size,
+                "lr": recipe["lr"] if self.lr is None else self.lr}
 
     def __post_init__(self) -> None:
-        _positive_ints(self, ("steps", "batch_size"), "distill_")
+        _positive_ints(self, ("steps",) if self.batch_size is None else ("steps", "batch_size"), "distill_")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"RunConfig.distill_lr must be positive or None, got {self.lr!r}")
+        if self.unit not in ("auto", "blocks", "sentences"):
+            raise ValueError(f"RunConfig.distill_unit must be 'auto', 'blocks' or 'sentences', got {self.unit!r}")
+        for name in ("beta", "embedding_loss"):  # None: the unit's recipe (DistillConfig.loss_weights_for)
+            v = getattr(self, name)
+            if v is not None and not v >= 0:
+                raise ValueError(f"RunConfig.distill_{name} must be >= 0 or None, got {v!r}")
         dsl = self.seq_len
         if dsl is not None and (isinstance(dsl, bool) or not isinstance(dsl, int) or dsl < 8):
             raise ValueError(f"RunConfig.distill_seq_len must be an int >= 8 or None, got {self.seq_len!r}")

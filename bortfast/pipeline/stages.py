@@ -109,19 +109,21 @@ def _engine_check(cfg: RunConfig, out: Path) -> Any:
 
 
 def _stage_distill(cfg: RunConfig, out: Path, st: dict) -> dict:
+    from bortfast.data.teacher import teacher_kind
     from bortfast.distill import DistillConfig, distill
 
-    d = cfg.distill  # DistillStage's fields are DistillConfig's
+    d = cfg.distill  # DistillStage's fields are DistillConfig's ("auto" and the recipe's None resolved)
     dcfg = DistillConfig(
         teacher=cfg.teacher, corpus=st["corpus"]["paths"], arch=st["search"]["arch"], out_dir=str(out / "distill"),
-        **{**dataclasses.asdict(d), "seq_len": d.seq_len or cfg.seq_len},
+        **{**d.resolved(teacher_kind(cfg.teacher)), "seq_len": d.seq_len or cfg.seq_len},
         max_blocks=cfg.max_blocks, seed=cfg.seed, eval_every=max(1, d.steps // 4),
         checkpoint_every=max(1, d.steps // 4), progress=cfg.progress, init=cfg.init,
         exclude_file=st["corpus"]["heldout"], teacher_layers=st["search"].get("teacher_layers"),
     )  # a per-layer ξ* is cut from the teacher layers the search chose for it (None: a uniform ξ*, by rule)
     final = distill(dcfg)
     _copytree_atomic(final, out / "student")
-    return {"student_dir": str(out / "student"), "arch": st["search"]["arch"]}
+    return {"student_dir": str(out / "student"), "arch": st["search"]["arch"], "unit": dcfg.unit,
+            "batch_size": dcfg.batch_size, "lr": dcfg.lr}
 
 
 def _stage_finetune(cfg: RunConfig, out: Path, st: dict) -> dict:
