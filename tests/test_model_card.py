@@ -231,3 +231,14 @@ def test_demo_teacher_license_is_apache():
     # the packaged all-MiniLM-L6-v2 carries the hub's model card, whose licence is Apache-2.0 (the package's own
     # MIT licence covers its wrapper code, not the weights)
     assert teacher_license(bundled_teacher_path()) == {"license": "apache-2.0"}
+
+
+def test_a_hub_id_teacher_becomes_base_model(uniform_student, tmp_path):
+    from bortfast.export.card import ModelCardInfo, hub_id, render_model_card
+
+    assert hub_id("sentence-transformers/all-MiniLM-L6-v2") and hub_id("bert-base-uncased")
+    assert not hub_id(str(tmp_path)) and not hub_id("./teacher") and not hub_id(None) and not hub_id("a b/c")
+    card = render_model_card(uniform_student, ModelCardInfo(teacher_path="sentence-transformers/all-MiniLM-L6-v2"))
+    assert yaml.safe_load(card.split("---")[1])["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    local = render_model_card(uniform_student, ModelCardInfo(teacher_path=str(tmp_path)))
+    assert "base_model" not in local.split("---")[1]  # a local directory's own hub id is unknown: none is guessed

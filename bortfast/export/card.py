@@ -13,8 +13,10 @@ replaces such a card but refuses to replace any other ``README.md`` (a user's ow
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -296,10 +298,20 @@ def _usage_section(model_id: str, library: str, auto_class: str, per_layer: bool
     return out[:-1] if out and out[-1] == "" else out
 
 
+def hub_id(teacher: str | None) -> bool:
+    """Whether ``teacher`` reads as a Hugging Face hub id (``name`` or ``org/name``, not an existing path): a
+    local directory's own id is unknown (its config's ``_name_or_path`` often names the model it started from)."""
+    if not teacher or Path(teacher).expanduser().exists() or teacher.startswith((".", "/", "~")):
+        return False
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", teacher) is not None
+
+
 def render_model_card(model_dir: str | os.PathLike, info: ModelCardInfo | None = None) -> str:
     """The card's text for ``model_dir`` (front matter, :data:`CARD_MARKER`, Markdown), without writing it."""
     directory = Path(model_dir)
     info = info or ModelCardInfo()
+    if info.teacher_name is None and hub_id(info.teacher_path):  # a teacher loaded by hub id names base_model
+        info = dataclasses.replace(info, teacher_name=info.teacher_path)
     config = _read_config(directory)
     arch = _arch_of(config)
     params, exact = _param_count(directory, config)
