@@ -48,10 +48,10 @@ def _pct(x: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- the tables
-def general_distill(results: Path) -> list[str]:
+def general_distill(results: Path, folder_name: str = "general-distill-2026-12-03") -> list[str]:
     """Recipes chosen on a selection split (benchmarks/general_distill_recipes.py): one row per variant, in the
     order they were run; the selection score in bold where its 95 % interval against the baseline lies above 0."""
-    folder = results / "general-distill-2026-12-03"
+    folder = results / folder_name
     rows = [_load(p) for p in sorted(folder.glob("*.json"))
             if p.name not in ("teacher.json", "deltas.json") and not p.name.endswith(".cos.json")]
     teacher, deltas = _load(folder / "teacher.json")["scores"], _load(folder / "deltas.json")
@@ -120,6 +120,8 @@ def int8_sst2(results: Path) -> list[str]:
 # name -> (page under docs/results/, renderer over the results folder)
 TABLES: dict[str, tuple[str, Callable[[Path], list[str]]]] = {
     "general-distill-2026-12-03": ("general-distillation.md", general_distill),
+    "general-distill-2026-12-07": ("general-distillation.md",
+                                   lambda results: general_distill(results, "general-distill-2026-12-07")),
     "science-search": ("search.md", science_search),
     "int8-sst2": ("speed.md", int8_sst2),
 }

@@ -108,3 +108,17 @@ def test_unit_auto_resolves_by_teacher_kind_with_each_recipe():
     assert {k: stage.resolved("mlm")[k] for k in ("unit", "batch_size", "lr")} == {
         "unit": "blocks", "batch_size": 16, "lr": 5e-4}
     assert DistillStage(lr=1e-3, batch_size=8).resolved("hidden")["lr"] == 1e-3
+
+
+def test_distill_resolves_the_recipe_into_its_saved_config(tiny_hidden_teacher_dir, tiny_corpus_file, tmp_path):
+    cfg = DistillConfig(teacher=str(tiny_hidden_teacher_dir), corpus=[str(tiny_corpus_file)], arch="1,2,16,24",
+                        out_dir=str(tmp_path / "run"), steps=1, seq_len=32, checkpoint_every=0, eval_every=0,
+                        progress=False)
+    assert (cfg.batch_size, cfg.lr) == (None, None)
+    final = distill(cfg)
+    saved = json.loads((final / "distill_config.json").read_text())
+    assert (saved["unit"], saved["batch_size"], saved["lr"]) == ("sentences", 64, 3e-4)
+    blocks = DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", unit="blocks").resolved_for("hidden")
+    assert (blocks.unit, blocks.batch_size, blocks.lr) == ("blocks", 32, 1e-4)
+    with pytest.raises(ValueError, match="batch_size"):
+        DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", batch_size=0)

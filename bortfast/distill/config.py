@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from bortfast._base.checks import check_int, is_int
 from bortfast.space import Arch, PerLayerArch, parse_arch
@@ -49,13 +50,13 @@ class DistillConfig:
     arch: str  # student "D,A,H,I", or per-layer "H=..;d=..;A=a1,a2,..;I=i1,i2,.." (vocabulary from the teacher)
     out_dir: str = field(metadata={"flag": "out"})  # checkpoints/, final/, metrics.jsonl go here
     steps: int = 1000  # optimiser steps
-    batch_size: int = 32  # sequences per step per rank (global batch = batch_size * world size)
+    batch_size: int | None = None  # sequences per step per rank (global: × world size); None: 32 blocks, 64 sentences
     seq_len: int = 128  # tokens per packed block (or longest sentence row), [CLS] and [SEP] included
     unit: Literal["auto", "blocks", "sentences"] = field(default="auto", metadata={
         "help": "training rows: packed token blocks, or one corpus sentence each (the sentence-level recipe: "
                 "pooled cosine + in-batch relation to the teacher's sentence embedding); auto: sentences for an "
                 "encoder-only teacher, blocks for a masked LM"})
-    lr: float = 1e-4  # peak learning rate (AdamW)
+    lr: float | None = None  # peak learning rate (AdamW); None: 1e-4 on blocks, 3e-4 on sentences
     warmup: int = -1  # warm-up steps; -1 = 10% of steps
     weight_decay: float = 0.01  # AdamW decay, not applied to biases and LayerNorm
     max_grad_norm: float = 1.0  # gradient clipping
@@ -108,13 +109,13 @@ class DistillConfig:
                                  f"{parse_arch(self.arch).layers} distinct teacher layers (ints >= 0), one per "
                                  f"student layer of {self.arch!r}")
             self.teacher_layers = sorted(int(x) for x in layers)
-        for name in ("steps", "batch_size", "seq_len", "keep_last", "eval_batches", "log_every",
-                     "heldout_batch_size"):
+        for name in ("steps", "seq_len", "keep_last", "eval_batches", "log_every", "heldout_batch_size",
+                     *(("batch_size",) if self.batch_size is not None else ())):
             setattr(self, name, check_int(f"DistillConfig.{name}", getattr(self, name), 0 if name == "steps" else 1,
                                           "a positive int"))
         for name in ("checkpoint_every", "eval_every"):
             setattr(self, name, check_int(f"DistillConfig.{name}", getattr(self, name), 0))
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise ValueError(f"DistillConfig.lr must be positive, got {self.lr!r}")
         alpha = 0.1 if self.alpha is None else self.alpha
         beta, gamma = (0.0 if v is None else v for v in (self.beta, self.embedding_loss))
@@ -141,6 +142,18 @@ class DistillConfig:
     def loss_weights(self) -> LossWeights:
         """The weights for an MLM teacher (``alpha=None`` → 0.1); :meth:`loss_weights_for` knows the teacher."""
         return self.loss_weights_for("mlm")
+
+    # batch_size / lr where None, per unit: blocks as before; sentences chosen on the STS-B train selection split
+    # (docs/results/general-distillation.md, 2026-12-07)
+    RECIPES: ClassVar[dict[str, dict[str, float]]] = {"blocks": {"batch_size": 32, "lr": 1e-4},
+                                                      "sentences": {"batch_size": 64, "lr": 3e-4}}
+
+    def resolved_for(self, kind: str) -> DistillConfig:
+        """A copy with "auto" and the recipe's None settings resolved for a teacher of ``kind``."""
+        unit = self.unit_for(kind)
+        recipe = self.RECIPES[unit]
+        return dataclasses.replace(self, unit=unit, batch_size=int(recipe["batch_size"]) if self.batch_size is None
+                                   else self.batch_size, lr=recipe["lr"] if self.lr is None else self.lr)
 
     def unit_for(self, kind: str) -> str:
         """The training rows for a teacher of ``kind``: ``unit``, with "auto" resolved (sentences for an

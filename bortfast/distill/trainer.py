@@ -222,6 +222,8 @@ class _DistillRun:
         self.metrics_path = self.out / "metrics.jsonl"
 
         teacher = self.teacher = load_teacher(config.teacher, allow_pickle=config.allow_pickle)
+        # the unit, batch size and lr this teacher's recipe gives where the config leaves them to it
+        config = self.config = config.resolved_for(teacher.kind)
         self.arch = student_arch(config.arch, teacher)
         if config.seq_len > teacher.max_seq_len:
             raise ValueError(f"seq_len={config.seq_len} exceeds what teacher {config.teacher!r} can take "
