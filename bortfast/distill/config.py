@@ -40,6 +40,14 @@ def default_loss_weights(kind: str, alpha: float | None = None, **kw: Any) -> Lo
     return LossWeights(alpha=(0.1 if kind == "mlm" else 0.0) if alpha is None else alpha, **kw)
 
 
+def resolve_unit(unit: str, kind: str) -> str:
+    """``unit`` with "auto" resolved for a teacher of ``kind``: sentences for an encoder-only teacher (its pooled
+    sentence embedding is the target), blocks for a masked LM."""
+    if unit != "auto":
+        return unit
+    return "sentences" if kind == "hidden" else "blocks"
+
+
 # --------------------------------------------------------------------------------------------------------- distill
 @dataclass
 class DistillConfig:
@@ -156,11 +164,8 @@ class DistillConfig:
                                    else self.batch_size, lr=recipe["lr"] if self.lr is None else self.lr)
 
     def unit_for(self, kind: str) -> str:
-        """The training rows for a teacher of ``kind``: ``unit``, with "auto" resolved (sentences for an
-        encoder-only teacher, whose pooled sentence embedding is the target; blocks for a masked LM)."""
-        if self.unit != "auto":
-            return self.unit
-        return "sentences" if kind == "hidden" else "blocks"
+        """The training rows for a teacher of ``kind``: :func:`resolve_unit` of ``unit``."""
+        return resolve_unit(self.unit, kind)
 
     def loss_weights_for(self, kind: str) -> LossWeights:
         """The loss weights for a teacher of ``kind``; β and γ left None take the recipe of :meth:`unit_for`:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from bortfast.distill.config import DistillConfig, resolve_unit
 from bortfast.search.config import SearchConfig
 
 STATE_NAME = "pipeline.json"
@@ -104,11 +105,11 @@ class DistillStage:
     # The recipe of each unit where batch_size / lr are None: the blocks recipe is alexa/bort's as this pipeline
     # tuned it; the sentence recipe was chosen on the selection split (docs/results/general-distillation.md).
     RECIPES: ClassVar[dict[str, dict[str, float]]] = {"blocks": {"batch_size": 16, "lr": 5e-4},
-                                                      "sentences": {"batch_size": 64, "lr": 3e-4}}
+                                                      "sentences": DistillConfig.RECIPES["sentences"]}
 
     def resolved(self, kind: str) -> dict[str, Any]:
         """DistillConfig's settings for a teacher of ``kind`` ("mlm" or "hidden"): "auto" and None resolved."""
-        unit = self.unit if self.unit != "auto" else ("sentences" if kind == "hidden" else "blocks")
+        unit = resolve_unit(self.unit, kind)
         recipe = self.RECIPES[unit]
         return {**dataclasses.asdict(self), "unit": unit,
                 "batch_size": recipe["batch_size"] if self.batch_size is None else self.batch_size,
