@@ -22,7 +22,7 @@ from bortfast._base import dist
 from bortfast._base.io import append_jsonl, replace_dir, write_json
 from bortfast._base.optim import TrainingStep
 from bortfast.data.corpus import Corpus, load_corpus, read_exclude_file
-from bortfast.data.sentences import attention_mask, trim
+from bortfast.data.sentences import attention_mask, load_sentences, trim
 from bortfast.data.teacher import Teacher, load_teacher
 from bortfast.distill.checkpoint import (
     _checkpoint_dirs,
@@ -109,8 +109,6 @@ def _load_training_corpus(config: DistillConfig, teacher: Teacher, *, blocks: bo
         if teacher.kind != "hidden":
             raise ValueError(f"DistillConfig.unit='sentences' needs an encoder-only teacher (its pooled sentence "
                              f"embedding is the target); {config.teacher!r} is a masked LM: use unit='blocks'")
-        from bortfast.data.sentences import load_sentences
-
         return load_sentences(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
                               heldout_fraction=config.heldout_fraction, seed=config.data_seed,
                               max_sentences=config.max_sentences, exclude=exclude)
