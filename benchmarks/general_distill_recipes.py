@@ -106,8 +106,8 @@ def summarize(out: Path, baseline: str, splits: dict) -> None:
     ``baseline``'s (per-pair cosines from OUT/NAME.cos.json, recomputed from OUT/runs/NAME/final if absent)."""
     from bortfast._base.io import write_json
 
-    rows = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))
-            if p.name not in ("teacher.json", "deltas.json") and not p.name.endswith(".cos.json")}
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json")) if not p.name.endswith(".cos.json")}
+    rows = {k: r for k, r in rows.items() if isinstance(r, dict) and "student" in r and "name" in r}  # variants only
     cos = {}
     for name in rows:
         path = out / f"{name}.cos.json"

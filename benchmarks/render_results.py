@@ -52,8 +52,8 @@ def general_distill(results: Path, folder_name: str = "general-distill-2026-12-0
     """Recipes chosen on a selection split (benchmarks/general_distill_recipes.py): one row per variant, in the
     order they were run; the selection score in bold where its 95 % interval against the baseline lies above 0."""
     folder = results / folder_name
-    rows = [_load(p) for p in sorted(folder.glob("*.json"))
-            if p.name not in ("teacher.json", "deltas.json") and not p.name.endswith(".cos.json")]
+    rows = [r for r in (_load(p) for p in sorted(folder.glob("*.json")) if not p.name.endswith(".cos.json"))
+            if isinstance(r, dict) and "student" in r and "name" in r]  # a variant's row (not teacher / deltas / ...)
     teacher, deltas = _load(folder / "teacher.json")["scores"], _load(folder / "deltas.json")
     out = [f"| variant | change | selection ρ | kept | Δ selection vs {deltas['baseline']} [95 % CI] | dev ρ | kept | "
            "steps | distil wall s | options beyond `--name N --change … --out DIR` |",
