@@ -92,3 +92,16 @@ def test_rewriting_replaces_the_module_and_bad_modules_are_refused(student_dir, 
         read_dense(path)
     with pytest.raises(ValueError, match=r"bias must be \(16,\)"):
         write_dense_module(path, np.eye(32, dtype=np.float32)[:16], np.zeros(3))
+
+
+@pytest.mark.parametrize("bad", ["", "..", "../elsewhere", "/tmp"])
+def test_a_module_folder_outside_the_model_is_refused_and_nothing_is_removed(student_dir, tmp_path, bad):
+    path = shutil.copytree(student_dir[0], tmp_path / "copy")
+    (tmp_path / "elsewhere").mkdir()
+    modules = json.loads((path / "modules.json").read_text())
+    dense = next(m for m in modules if m["path"] == "2_Dense")
+    dense["path"] = bad
+    (path / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ValueError, match="directly inside the model directory"):
+        write_dense_module(path, np.eye(32, dtype=np.float32)[:16], None)
+    assert (path / "config.json").is_file() and (path / "2_Dense").is_dir() and (tmp_path / "elsewhere").is_dir()

@@ -102,6 +102,16 @@ def read_dense(model_dir: str | os.PathLike) -> DenseModule | None:
     return DenseModule(weights["linear.weight"].astype(np.float32), None if bias is None else bias.astype(np.float32))
 
 
+def _module_dir(model_dir: Path, path: str) -> Path:
+    """``model_dir / path`` for a module folder named in modules.json, refused unless it is a folder directly inside
+    ``model_dir`` (so replacing a module can never remove the model directory itself or anything outside it)."""
+    target = model_dir / path
+    if not path or Path(path).is_absolute() or target.resolve().parent != model_dir.resolve():
+        raise ValueError(f"{str(model_dir)!r}'s modules.json names module folder {path!r}: a module must live in a "
+                         f"folder directly inside the model directory")
+    return target
+
+
 def write_dense_module(model_dir: str | os.PathLike, weight: np.ndarray, bias: np.ndarray | None) -> DenseModule:
     """Add (or replace) ``model_dir``'s Dense module: ``2_Dense/`` with the map ``x @ weight.T + bias``, placed in
     ``modules.json`` after the Pooling module and before any Normalize module (which moves to ``3_Normalize``). A
@@ -124,7 +134,7 @@ def write_dense_module(model_dir: str | os.PathLike, weight: np.ndarray, bias: n
         modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
     for old in [m for m in modules if _kind(m) == "Dense"]:
-        shutil.rmtree(model_dir / old["path"], ignore_errors=True)
+        shutil.rmtree(_module_dir(model_dir, old["path"]), ignore_errors=True)
     modules = [m for m in modules if _kind(m) != "Dense"]
     kinds = [_kind(m) for m in modules]
     if "Pooling" not in kinds:
@@ -143,8 +153,8 @@ def write_dense_module(model_dir: str | os.PathLike, weight: np.ndarray, bias: n
         if idx > at and m.get("path"):
             new = f"{idx}_{m['path'].split('_', 1)[-1]}"
             if new != m["path"]:
-                if (model_dir / m["path"]).is_dir():
-                    shutil.rmtree(model_dir / new, ignore_errors=True)
+                if _module_dir(model_dir, m["path"]).is_dir():
+                    shutil.rmtree(_module_dir(model_dir, new), ignore_errors=True)
                     (model_dir / m["path"]).rename(model_dir / new)
                 m["path"] = new
     write_json(model_dir / "modules.json", modules)
