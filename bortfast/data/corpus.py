@@ -109,6 +109,26 @@ def _dataset_texts(spec: str) -> Iterable[str]:
     return (str(t) for t in ds[column])
 
 
+def checked_corpus_args(caller: str, paths: str | os.PathLike | Sequence[str | os.PathLike], seq_len: int,
+                        heldout_fraction: float, errors: str) -> list:
+    """``paths`` as a non-empty list, once ``seq_len``, ``heldout_fraction`` and ``errors`` are checked (the
+    arguments :func:`load_corpus` and :func:`bortfast.data.sentences.load_sentences` share)."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise ValueError(f"{caller} needs at least one path")
+    check_int("seq_len", seq_len, 8)
+    if not 0.0 < heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction!r}")
+    if errors not in ("replace", "strict"):
+        raise ValueError(f"errors must be 'replace' or 'strict', got {errors!r}")
+    return paths
+
+
+def heldout_count(n: int, heldout_fraction: float) -> int:
+    """How many of ``n`` shuffled rows are held out: ``ceil(heldout_fraction * n)``, at least one, never all."""
+    return min(n - 1, max(1, math.ceil(heldout_fraction * n)))
+
+
 def load_corpus(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     tokenizer: Any,
@@ -131,16 +151,7 @@ def load_corpus(
     """
     import torch
 
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = list(paths)
-    if not paths:
-        raise ValueError("load_corpus needs at least one path")
-    check_int("seq_len", seq_len, 8)
-    if not 0.0 < heldout_fraction < 1.0:
-        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction!r}")
-    if errors not in ("replace", "strict"):
-        raise ValueError(f"errors must be 'replace' or 'strict', got {errors!r}")
+    paths = checked_corpus_args("load_corpus", paths, seq_len, heldout_fraction, errors)
     cls_id, sep_id = _block_ids(tokenizer)
 
     sources, texts, replaced = _read_texts(paths, errors)
@@ -153,7 +164,7 @@ def load_corpus(
     order = np.random.default_rng(seed).permutation(len(blocks))
     if max_blocks is not None:
         order = order[: max(2, int(max_blocks))]
-    n_held = min(len(order) - 1, max(1, math.ceil(heldout_fraction * len(order))))
+    n_held = heldout_count(len(order), heldout_fraction)
     heldout = torch.from_numpy(blocks[np.sort(order[:n_held])].copy())
     train = torch.from_numpy(blocks[order[n_held:]].copy())
     return Corpus(train=train, heldout=heldout, seq_len=seq_len, sources=tuple(sources), replaced_bytes=replaced)

@@ -10,7 +10,6 @@ sentences in the same way).
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Collection, Iterator, Sequence
@@ -19,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bortfast._base.checks import check_int
-from bortfast.data.corpus import Corpus, _block_ids, _read_texts
+from bortfast.data.corpus import Corpus, _block_ids, _read_texts, checked_corpus_args, heldout_count
 
 # A sentence ends at . ! or ? followed by white space and an upper-case letter, a digit, a quote or a bracket.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
@@ -53,14 +52,7 @@ def load_sentences(
     ``ceil(heldout_fraction * n)`` (at least one) go to ``heldout``."""
     import torch
 
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = list(paths)
-    if not paths:
-        raise ValueError("load_sentences needs at least one path")
-    check_int("seq_len", seq_len, 8)
-    if not 0.0 < heldout_fraction < 1.0:
-        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction!r}")
+    paths = checked_corpus_args("load_sentences", paths, seq_len, heldout_fraction, errors)
     if max_sentences is not None:
         check_int("max_sentences", max_sentences, 2)
     cls_id, sep_id = _block_ids(tokenizer)
@@ -82,7 +74,7 @@ def load_sentences(
         for r, ids in enumerate(tokenizer(batch, add_special_tokens=False)["input_ids"], start):
             ids = ids[: seq_len - 2]
             rows[r, 0], rows[r, 1:len(ids) + 1], rows[r, len(ids) + 1] = cls_id, ids, sep_id
-    n_held = min(len(rows) - 1, max(1, math.ceil(heldout_fraction * len(rows))))
+    n_held = heldout_count(len(rows), heldout_fraction)
     return Corpus(train=torch.from_numpy(rows[n_held:].copy()), heldout=torch.from_numpy(rows[:n_held].copy()),
                   seq_len=seq_len, sources=tuple(sources), replaced_bytes=replaced, pad_id=int(pad_id))
 
