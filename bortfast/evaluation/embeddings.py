@@ -16,12 +16,14 @@ from bortfast.data.teacher import Pooling
 
 def pool(hidden: Any, mask: Any, pooling: Pooling) -> Any:
     """(B, L, H) torch token states and their (B, L) attention mask → (B, H) sentence embeddings."""
+    from bortfast.distill.loss import masked_mean  # the distillation's sentence terms pool the same way
+
     if pooling == "cls":
         return hidden[:, 0]
-    m = mask[..., None].to(hidden.dtype)
     if pooling == "max":
+        m = mask[..., None].to(hidden.dtype)
         return (hidden - (1 - m) * 1e9).amax(1)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return masked_mean(hidden, mask)
 
 
 def torch_embedder(model: Any, tokenizer: Any, *, pooling: Pooling = "mean", max_len: int = 128,
