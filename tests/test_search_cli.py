@@ -16,7 +16,7 @@ import pytest
 
 from bortfast.apps.extract import extract
 from bortfast.search import SearchResult
-from bortfast.space import SearchSpace
+from bortfast.space import Arch, SearchSpace
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
 N_TRAININGS = 9  # below-teacher space of the tiny teacher: 130 architectures, eps 16 -> 9 pivots, one theta
@@ -191,3 +191,29 @@ def test_extract_with_kernel_latency_reuses_the_profile_cache(tiny_teacher_dir, 
     assert any((tmp_path / "latency-cache").iterdir())
     # the re-run reads the measured latencies from the cache, so the result is identical
     assert extract(teacher, tiny_corpus_file, archs, **kw) == first
+
+
+def test_extract_scores_sentence_rows_for_an_encoder_only_teacher(tiny_hidden_teacher_dir, tiny_teacher_dir,
+                                                                   tiny_corpus_file, tmp_path):
+    from bortfast.data.corpus import load_corpus
+    from bortfast.data.teacher import load_teacher
+
+    t = load_teacher(tiny_hidden_teacher_dir)
+    T = t.arch
+    archs = [Arch(1, a, h, i, vocab_size=T.vocab_size, max_positions=T.max_positions,
+                  type_vocab_size=T.type_vocab_size) for a, h, i in ((2, 16, 24), (4, 32, 32))]
+    base = dict(eps=1, steps=2, thetas=({"lr": 1e-3},), latency="flops", seq_len=32, train_batch_size=4,
+                heldout_batch_size=8, calibration_blocks=8)
+    auto = extract(t, tiny_corpus_file, archs, out_dir=tmp_path / "auto", **base)
+    blocks = extract(t, tiny_corpus_file, archs, out_dir=tmp_path / "blocks", unit="blocks", **base)
+    assert auto.settings["unit"] == "sentences" and blocks.settings["unit"] == "blocks"
+    assert auto.settings["error_definition"].endswith(" sentences")
+    assert auto.settings["corpus_fingerprint"] != blocks.settings["corpus_fingerprint"]
+    assert all(a.error != b.error for a, b in zip(auto.candidates, blocks.candidates) if a.error is not None)
+    with pytest.raises(ValueError, match="encoder-only teacher"):
+        extract(tiny_teacher_dir, tiny_corpus_file, "below-teacher", unit="sentences", error_fn=fake_error, **base)
+    with pytest.raises(ValueError, match="'auto', 'blocks' or 'sentences'"):
+        extract(t, tiny_corpus_file, archs, unit="lines", **base)
+    packed = load_corpus(tiny_corpus_file, t.tokenizer, seq_len=32)
+    with pytest.raises(ValueError, match="holds blocks but the search's unit is 'sentences'"):
+        extract(t, packed, archs, **base)

@@ -122,3 +122,31 @@ def test_distill_resolves_the_recipe_into_its_saved_config(tiny_hidden_teacher_d
     assert (blocks.unit, blocks.batch_size, blocks.lr) == ("blocks", 32, 1e-4)
     with pytest.raises(ValueError, match="batch_size"):
         DistillConfig(teacher="t", corpus="c", arch="1,2,16,24", out_dir="o", batch_size=0)
+
+
+def test_short_train_error_on_sentence_rows_ignores_padding(tiny_hidden_teacher_dir, tiny_corpus_file):
+    from bortfast.data.corpus import Corpus, load_corpus
+    from bortfast.data.teacher import load_teacher
+    from bortfast.distill.config import default_loss_weights
+    from bortfast.distill.short import short_train_error
+    from bortfast.distill.student import student_arch, teacher_importance
+
+    t = load_teacher(tiny_hidden_teacher_dir)
+    c = load_sentences(tiny_corpus_file, t.tokenizer, seq_len=32, seed=0)
+    arch, w = student_arch("1,2,16,24", t), default_loss_weights("hidden", beta=0.0, embedding=1.0)
+    # inheritance is calibrated on packed blocks of the same text, as extract() and distill() do
+    importance = teacher_importance(t, load_corpus(tiny_corpus_file, t.tokenizer, seq_len=32), None, n_blocks=8)
+    kw = dict(steps=6, lr=3e-3, batch_size=8, seed=0, heldout_batch_size=16, weights=w, importance=importance)
+    untrained = short_train_error(arch, t, c, **{**kw, "steps": 0})
+    trained = short_train_error(arch, t, c, **kw)
+    assert trained < untrained
+
+    # the same sentences padded to 48 columns: every batch is trimmed and masked, so ê is the same
+    def pad(rows):
+        return torch.cat([rows, torch.full((len(rows), 16), c.pad_id, dtype=rows.dtype)], 1)
+
+    wider = Corpus(pad(c.train), pad(c.heldout), 48, c.sources, 0, pad_id=c.pad_id)
+    assert abs(short_train_error(arch, t, wider, **kw) - trained) < 1e-5
+    # read as packed blocks (no pad id), the padding would be trained on: another ê
+    blocks = Corpus(c.train, c.heldout, 32, c.sources, 0)
+    assert abs(short_train_error(arch, t, blocks, **kw) - trained) > 1e-4

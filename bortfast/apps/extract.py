@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bortfast.data.corpus import Corpus, load_corpus, read_exclude_file
+from bortfast.data.sentences import load_sentences
 from bortfast.data.teacher import Teacher, load_teacher
+from bortfast.distill.config import default_loss_weights, resolve_unit
 from bortfast.distill.inherit import check_fits
 from bortfast.distill.perlayer import check_fits_per_layer
 from bortfast.distill.short import short_train_error
@@ -58,21 +60,15 @@ def extract(
     t = teacher if isinstance(teacher, Teacher) else load_teacher(teacher)
     if cfg.seq_len > t.max_seq_len:
         raise ValueError(f"seq_len={cfg.seq_len} exceeds the teacher's max sequence length {t.max_seq_len}")
-    if isinstance(corpus, Corpus):
-        c = corpus
-        if c.seq_len != cfg.seq_len:
-            raise ValueError(f"the corpus has seq_len={c.seq_len} but the search uses seq_len={cfg.seq_len}")
-    else:
-        paths = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
-        for path in paths:
-            if not str(path).startswith("hf:") and not Path(path).exists():
-                raise FileNotFoundError(f"corpus path {str(path)!r} does not exist")
-        c = load_corpus(paths, t.tokenizer, seq_len=cfg.seq_len, seed=cfg.seed, max_blocks=cfg.max_blocks,
-                        exclude=read_exclude_file(cfg.exclude_file))
+    unit = resolve_unit(cfg.unit, t.kind)
+    if unit == "sentences" and t.kind != "hidden":
+        raise ValueError(f"unit='sentences' needs an encoder-only teacher (its pooled sentence embedding is the "
+                         f"target); {t.name!r} is a masked LM: use unit='blocks'")
+    c, blocks = _corpora(corpus, t, cfg, unit)
 
     teacher_layers: list | None = None
     if cfg.per_layer:  # Ξ = the knapsack frontier over the teacher's importance (needs it even for init=random)
-        archs, teacher_layers = _per_layer_archs(t, c, cfg, out_dir)
+        archs, teacher_layers = _per_layer_archs(t, blocks, cfg, out_dir)
     else:
         archs = _space_archs(space, t)
     settings = {
@@ -88,6 +84,7 @@ def extract(
                           "delta": cfg.per_layer_delta}} if cfg.per_layer else {}),
         "space_size": len(archs),
         "steps": cfg.steps,
+        "unit": unit,
         "latency": cfg.latency,
         "batch": cfg.batch,
         "seq_len": cfg.seq_len,
@@ -96,13 +93,37 @@ def extract(
         "seed": cfg.seed,
         "param_kind": cfg.param_kind,
         "error_fn": "short_train_error" if error_fn is None else getattr(error_fn, "__name__", "custom"),
-        "error_definition": _error_definition(cfg) if error_fn is None else None,
+        "error_definition": _error_definition(cfg, unit) if error_fn is None else None,
     }
     if error_fn is None:
-        error_fn = _short_train_error_fn(t, c, archs, cfg, out_dir, teacher_layers)
+        error_fn = _short_train_error_fn(t, c, blocks, archs, cfg, out_dir, teacher_layers)
 
     return run_search(archs, t.arch, error_fn, cfg, settings, out_dir=out_dir, teacher_layers=teacher_layers,
                       check=check)
+
+
+def _corpora(corpus: Any, t: Teacher, cfg: SearchConfig, unit: str) -> tuple[Corpus, Corpus]:
+    """(what the short trainings learn from, packed blocks of the same text for the importance calibration)."""
+    if isinstance(corpus, Corpus):
+        if corpus.seq_len != cfg.seq_len:
+            raise ValueError(f"the corpus has seq_len={corpus.seq_len} but the search uses seq_len={cfg.seq_len}")
+        if (corpus.pad_id is not None) != (unit == "sentences"):
+            raise ValueError(f"the Corpus given holds {'sentence rows' if corpus.pad_id is not None else 'blocks'} "
+                             f"but the search's unit is {unit!r}: pass the corpus as paths, or set unit to match")
+        if corpus.pad_id is not None and (cfg.init == "inherit" or cfg.per_layer):
+            raise ValueError("a Corpus of sentence rows cannot calibrate the teacher's importance (it needs packed "
+                             "blocks): pass the corpus as paths")
+        return corpus, corpus
+    paths = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
+    for path in paths:
+        if not str(path).startswith("hf:") and not Path(path).exists():
+            raise FileNotFoundError(f"corpus path {str(path)!r} does not exist")
+    exclude = read_exclude_file(cfg.exclude_file)
+    blocks = load_corpus(paths, t.tokenizer, seq_len=cfg.seq_len, seed=cfg.seed, max_blocks=cfg.max_blocks,
+                         exclude=exclude)
+    if unit == "blocks":
+        return blocks, blocks
+    return load_sentences(paths, t.tokenizer, seq_len=cfg.seq_len, seed=cfg.seed, exclude=exclude), blocks
 
 
 def _per_layer_hidden(t: Teacher, cfg: SearchConfig) -> list[int]:
@@ -131,18 +152,20 @@ def _per_layer_archs(t: Teacher, c: Corpus, cfg: SearchConfig, out_dir: str | os
     return [x.arch for x in cands], [list(x.teacher_layers) for x in cands]
 
 
-def _error_definition(cfg: SearchConfig) -> str:
+def _error_definition(cfg: SearchConfig, unit: str) -> str:
     from bortfast._base.version import __version__
 
     init = f"inherit:{cfg.layers}:{cfg.calibration_blocks}" if cfg.init == "inherit" else "random"
-    return f"bortfast {__version__} ê v{ERROR_DEFINITION_VERSION} {init}"
+    return f"bortfast {__version__} ê v{ERROR_DEFINITION_VERSION} {init}" + (" sentences" if unit == "sentences"
+                                                                              else "")
 
 
-def _short_train_error_fn(t: Teacher, c: Corpus, archs: Sequence[Arch | PerLayerArch], cfg: SearchConfig,
-                          out_dir: str | os.PathLike | None, teacher_layers: Sequence[Any] | None = None
-                          ) -> ErrorFn:
-    """ê = :func:`bortfast.distill.short_train_error`; inherited students share one importance measurement
-    (cached in ``out_dir``). A per-layer ξ is cut from its own teacher layers (``teacher_layers``)."""
+def _short_train_error_fn(t: Teacher, c: Corpus, blocks: Corpus, archs: Sequence[Arch | PerLayerArch],
+                          cfg: SearchConfig, out_dir: str | os.PathLike | None,
+                          teacher_layers: Sequence[Any] | None = None) -> ErrorFn:
+    """ê = :func:`bortfast.distill.short_train_error` on ``c``; inherited students share one importance
+    measurement on ``blocks`` (cached in ``out_dir``). A per-layer ξ is cut from its own teacher layers
+    (``teacher_layers``). On sentence rows ê is the sentence recipe's loss (γ 1, β 0), as distill trains on."""
     importance = None
     layers_of = {a: list(tl) for a, tl in zip(archs, teacher_layers)} if teacher_layers is not None else {}
     if cfg.init == "inherit":
@@ -151,12 +174,14 @@ def _short_train_error_fn(t: Teacher, c: Corpus, archs: Sequence[Arch | PerLayer
                 check_fits(arch, t.config)
             else:
                 check_fits_per_layer(arch, t.config, layers_of.get(arch))
-        importance = teacher_importance(t, c, out_dir, n_blocks=cfg.calibration_blocks, progress=cfg.progress)
+        importance = teacher_importance(t, blocks, out_dir, n_blocks=cfg.calibration_blocks,
+                                        progress=cfg.progress)
+    weights = default_loss_weights(t.kind, beta=0.0, embedding=1.0) if c.pad_id is not None else None
 
     def error_fn(arch: Arch | PerLayerArch, theta: Mapping[str, Any]) -> float:
         return short_train_error(arch, t, c, steps=cfg.steps, batch_size=cfg.train_batch_size, seed=cfg.seed,
                                  heldout_batch_size=cfg.heldout_batch_size, init=cfg.init, importance=importance,
-                                 layers=layers_of.get(arch, cfg.layers), **theta)
+                                 layers=layers_of.get(arch, cfg.layers), weights=weights, **theta)
 
     return error_fn
 

@@ -3,23 +3,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bortfast._base.checks import check_int
-from bortfast.space import Arch
-
-if TYPE_CHECKING:  # heavy imports stay lazy: `import bortfast` must not import torch
-    pass
-
-
-
 from bortfast._base.optim import TrainingStep
 from bortfast.data.corpus import Corpus
+from bortfast.data.sentences import attention_mask, trim
 from bortfast.data.teacher import Teacher
 from bortfast.distill.config import LossWeights, default_loss_weights
 from bortfast.distill.loss import distillation_loss, evaluate, teacher_targets
 from bortfast.distill.masking import _derived_seed, batch_indices, masker_for
 from bortfast.distill.student import StudentInit, _trainable_module, build_student, teacher_importance
+from bortfast.space import Arch
 
 
 def short_train_error(
@@ -43,7 +38,9 @@ def short_train_error(
 ) -> float:
     """ê(ξ) of Algorithm 1: train a fresh student (seeded) for ``steps`` steps by distillation from the teacher —
     the same loss, optimiser and schedule as :func:`distill` — and return the distillation loss on a fixed held-out
-    batch (the first ``heldout_batch_size`` held-out blocks, masking fixed by ``seed``). Deterministic for fixed
+    batch (the first ``heldout_batch_size`` held-out rows, masking fixed by ``seed``). A corpus of sentence rows
+    (``corpus.pad_id`` set, :func:`bortfast.data.load_sentences`) trains and scores over real tokens only, as
+    :func:`distill` does on sentences; pass the sentence recipe's ``weights`` then. Deterministic for fixed
     inputs (and a fixed torch thread count); the global RNG state is left untouched. The student starts inherited
     from the teacher (``init="inherit"``; ``importance`` from :func:`teacher_importance`, measured here when not
     given) or at random (``init="random"``, the paper's setting)."""
@@ -70,12 +67,14 @@ def short_train_error(
                                       weight_decay=weight_decay, max_grad_norm=max_grad_norm)
             for step in range(steps):
                 rows = batch_indices(len(corpus.train), batch_size, step, seed=seed)
-                inputs, labels = masker(corpus.train[rows], seed=_derived_seed(seed, step, 0))
+                batch = trim(corpus.train[rows], corpus.pad_id)
+                mask = None if corpus.pad_id is None else attention_mask(batch, corpus.pad_id)
+                inputs, labels = masker(batch, seed=_derived_seed(seed, step, 0))
                 sel = labels != -100
-                t_out = teacher_targets(teacher, inputs, sel) if weights.beta or weights.embedding else None
-                logits, hidden = module(inputs, sel)
-                loss, _, _ = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights)
+                t_out = teacher_targets(teacher, inputs, sel, mask) if weights.beta or weights.embedding else None
+                logits, hidden = module(inputs, sel, mask)
+                loss, _, _ = distillation_loss(logits, hidden, t_out, labels, teacher.kind, weights, mask)
                 train_step(loss)
         result = evaluate(module, teacher, corpus.heldout[:heldout_batch_size], masker, seed=seed,
-                          batch_size=heldout_batch_size, max_batches=1, weights=weights)
+                          batch_size=heldout_batch_size, max_batches=1, weights=weights, pad_id=corpus.pad_id)
     return float(result["loss"])

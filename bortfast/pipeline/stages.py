@@ -78,6 +78,7 @@ def _stage_search(cfg: RunConfig, out: Path, st: dict) -> dict:
         cfg.teacher, st["corpus"]["paths"], cfg.search.space, out_dir=search_dir,
         thetas=tuple({"lr": lr} for lr in cfg.search.lrs), seq_len=cfg.seq_len, threads=cfg.threads, seed=cfg.seed,
         max_blocks=cfg.max_blocks, progress=cfg.progress, init=cfg.init, exclude_file=st["corpus"]["heldout"],
+        unit=cfg.distill.unit,  # ê learns from what the final distillation trains on
         check=_engine_check(cfg, out), **settings,
     )
     for name in ("search.json", "pareto.png"):

@@ -54,6 +54,11 @@ class SearchConfig:
     init: str = field(default="inherit", metadata={  # short trainings start from the student cut out of T
         "choices": ("inherit", "random"), "help": "short trainings start from the student cut out of the teacher "
                                                   "(inherit) or from random weights (random: the paper's setting)"})
+    unit: str = field(default="auto", metadata={  # what the short trainings learn from (as DistillConfig.unit)
+        "choices": ("auto", "blocks", "sentences"), "help": "what the short trainings learn from and ê scores: "
+        "packed token blocks (token-level distillation) or one corpus sentence per row (the sentence recipe: "
+        "pooled cosine + in-batch relation to the teacher's sentence embedding); auto: sentences for an "
+        "encoder-only teacher, blocks for a masked LM (what distill trains on by default)"})
     layers: str = field(default="importance", metadata={  # which teacher layers an inherited student keeps
         "choices": ("importance", "even", "first"), "help": "which teacher layers an inherited student keeps"})
     calibration_blocks: int = 128  # corpus blocks whose teacher activations rank the units to keep
@@ -70,6 +75,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.init not in ("inherit", "random"):
             raise ValueError(f"init must be 'inherit' or 'random', got {self.init!r}")
+        if self.unit not in ("auto", "blocks", "sentences"):
+            raise ValueError(f"unit must be 'auto', 'blocks' or 'sentences', got {self.unit!r}")
         if self.layers not in ("importance", "even", "first"):
             raise ValueError(f"layers must be 'importance', 'even' or 'first', got {self.layers!r}")
         for name in ("max_latency", "min_speedup", "max_error"):
