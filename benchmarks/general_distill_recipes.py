@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -132,20 +133,29 @@ def summarize(out: Path, baseline: str, splits: dict) -> None:
               f"{100 * k['report']:.1f} % | {r['steps']} | {r['distill_wall_s']:.0f} | `{r['script']}` |")
 
 
-def corpus_path(spec: str, out: Path) -> Path:
-    """``stdlib``: the demo's embedded corpus; else a text file or a directory of them, concatenated in name order
-    (WikiExtractor ``<doc>`` lines dropped)."""
+def corpus_path(spec: str, out: Path, files: list[str] | None = None, paragraphs: bool = False) -> Path:
+    """``stdlib``: the demo's embedded corpus; else a text file or a directory of them (only ``files`` of it, when
+    given), concatenated in name order (WikiExtractor ``<doc>`` lines dropped). ``paragraphs``: the text is
+    hard-wrapped (Project Gutenberg): each blank-line-separated paragraph of six or more words, not all capitals,
+    becomes one line."""
     if spec == "stdlib":
         path = out / "stdlib-corpus.txt"
         if not path.is_file():
             stdlib_corpus(out, path.name)
         return path
     src = Path(spec)
-    path = out / f"corpus-{src.name}.txt"
+    path = out / f"corpus-{src.name}{'-paragraphs' if paragraphs else ''}.txt"
     if not path.is_file():
-        files = sorted(p for p in src.iterdir() if p.is_file()) if src.is_dir() else [src]
-        lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines()
-                 if line.strip() and not line.startswith(("<doc ", "</doc>"))]
+        chosen = sorted(p for p in src.iterdir() if p.is_file()) if src.is_dir() else [src]
+        if files:
+            chosen = [p for p in chosen if p.name in set(files)]
+        texts = [f.read_text(encoding="utf-8", errors="replace") for f in chosen]
+        if paragraphs:
+            lines = [" ".join(par.split()) for text in texts for par in re.split(r"\n\s*\n", text)]
+            lines = [line for line in lines if len(line.split()) >= 6 and not line.isupper()]
+        else:
+            lines = [line for text in texts for line in text.splitlines()
+                     if line.strip() and not line.startswith(("<doc ", "</doc>"))]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -156,6 +166,9 @@ def main() -> None:
     ap.add_argument("--summarize", metavar="BASELINE", help="run nothing: print the markdown table of every variant "
                     "in OUT with its paired-bootstrap difference from variant BASELINE on the selection split")
     ap.add_argument("--corpus", default="stdlib", help="'stdlib' (the demo's, default) or a text file")
+    ap.add_argument("--files", type=lambda v: v.split(","), help="comma-separated file names: only these of the "
+                    "--corpus directory")
+    ap.add_argument("--paragraphs", action="store_true", help="hard-wrapped text: one paragraph per line")
     ap.add_argument("--seed", type=int, default=0, help="distillation seed (init, data order, masks)")
     ap.add_argument("--sts-train", default=str(DATA / "glue" / "STS-B" / "train.tsv"))
     ap.add_argument("--sts-dev", default=str(DATA / "glue" / "STS-B" / "dev.tsv"))
@@ -191,8 +204,9 @@ def main() -> None:
                                   "splits": {k: v.source for k, v in splits.items()}})
 
     run_dir = out / "runs" / args.name
-    cmd = [sys.executable, "-m", "bortfast", "distill", "--teacher", teacher, "--corpus",
-           str(corpus_path(args.corpus, out)), "--out", str(run_dir), *DEMO_ARGS, "--seed", str(args.seed), *extra]
+    corpus = corpus_path(args.corpus, out, args.files, args.paragraphs)
+    cmd = [sys.executable, "-m", "bortfast", "distill", "--teacher", teacher, "--corpus", str(corpus), "--out",
+           str(run_dir), *DEMO_ARGS, "--seed", str(args.seed), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)

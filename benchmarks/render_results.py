@@ -122,6 +122,8 @@ TABLES: dict[str, tuple[str, Callable[[Path], list[str]]]] = {
     "general-distill-2026-12-03": ("general-distillation.md", general_distill),
     "general-distill-2026-12-07": ("general-distillation.md",
                                    lambda results: general_distill(results, "general-distill-2026-12-07")),
+    "general-distill-2026-12-08": ("general-distillation.md",
+                                   lambda results: general_distill(results, "general-distill-2026-12-08")),
     "science-search": ("search.md", science_search),
     "int8-sst2": ("speed.md", int8_sst2),
 }
