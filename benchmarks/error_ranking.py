@@ -8,7 +8,7 @@ sentence recipe's loss (``SearchConfig.unit="sentences"``, now the default for a
 the selection split (STS-B train pairs) where a row of that shape exists, and the Spearman of each ê against it
 (a lower ê should mean a higher score: a good ranker has Spearman near -1).
 
-    OMP_NUM_THREADS=1 python benchmarks/error_ranking.py --corpus FILE --out DIR [--finals DIR]
+    OMP_NUM_THREADS=1 python benchmarks/error_ranking.py --corpus FILE --out DIR [--finals DIR --finals-corpus C]
 
 Writes ``OUT/error_ranking.json``. Nothing here is timed.
 """
@@ -50,12 +50,15 @@ def errors(corpus: str, shapes: list[str], *, steps: int, seed: int) -> dict[str
     return out
 
 
-def finals(folder: Path) -> dict[str, dict[str, float]]:
-    """Selection-split score of every sentence-recipe row in a results folder, by shape (last row wins)."""
+def finals(folder: Path, corpus: str | None) -> dict[str, dict[str, float]]:
+    """Selection-split score of every sentence-recipe row in a results folder (only rows whose ``corpus`` is
+    ``corpus``, when given), by shape (last row wins)."""
     by_shape = {}
     for path in sorted(folder.glob("*.json")):
         row = json.loads(path.read_text())
         if not isinstance(row, dict) or "student" not in row or "--unit sentences" not in row.get("command", ""):
+            continue
+        if corpus is not None and row.get("corpus") != corpus:
             continue
         args = row["command"].split()
         shape = [args[i + 1] for i, a in enumerate(args) if a == "--arch"][-1]
@@ -67,6 +70,8 @@ def main() -> None:
     ap = parser(__doc__, threads=None)
     ap.add_argument("--corpus", required=True, help="a text file of real sentences (one paragraph per line)")
     ap.add_argument("--finals", type=Path, help="general_distill_recipes.py results folder of the same corpus")
+    ap.add_argument("--finals-corpus", help="only the --finals rows distilled on this corpus (their JSON's "
+                    "'corpus', e.g. ../shared/data/corpus/gutenberg-nltk)")
     ap.add_argument("--steps", type=int, default=10, help="short-training steps (the demo search's)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -75,7 +80,7 @@ def main() -> None:
     if args.finals:
         from scipy.stats import spearmanr
 
-        fin = finals(args.finals)
+        fin = finals(args.finals, args.finals_corpus)
         result["finals"] = fin
         common = [s for s in SHAPES if s in fin]
         if len(common) >= 3:
