@@ -40,7 +40,8 @@ def glue(request, tmp_path_factory):
 
 
 def test_finetune_learns_a_learnable_task_and_keeps_the_best_epoch(tiny, keyword_task, tmp_path):
-    res = finetune(tiny, "sst2", keyword_task, tmp_path / "out", FinetuneConfig(**FAST))
+    # heldout_fraction=0: the best epoch chosen on dev, as alexa/bort's script does (the default holds out train)
+    res = finetune(tiny, "sst2", keyword_task, tmp_path / "out", FinetuneConfig(**FAST, heldout_fraction=0.0))
     # 50% is chance; the keyword decides the label, so working training gets far above it.
     assert res["dev"]["accuracy"] >= 0.9, res["history"]
     assert res["majority_baseline_dev"]["accuracy"] == pytest.approx(0.5)
@@ -61,6 +62,9 @@ def test_finetune_learns_a_learnable_task_and_keeps_the_best_epoch(tiny, keyword
 def test_heldout_selection_leaves_dev_untouched(tiny, keyword_task):
     res = finetune(tiny, "sst2", keyword_task, None, FinetuneConfig(**FAST, heldout_fraction=0.25))
     assert res["select_on"] == "heldout" and res["n_select"] == 40 and res["n_train"] == 120
+    assert 0.0 <= res["dev"]["accuracy"] <= 1.0
+    res = finetune(tiny, "sst2", keyword_task, None, FinetuneConfig(**FAST))  # the default: a tenth of train
+    assert res["select_on"] == "heldout" and res["n_select"] == 16 and res["n_train"] == 144
     assert 0.0 <= res["dev"]["accuracy"] <= 1.0
 
 

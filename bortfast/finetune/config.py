@@ -27,7 +27,9 @@ class FinetuneConfig:
     seed: int = field(default=0, metadata={"help": "seeds torch / numpy / random and the data order"})
     max_train_examples: int | None = None  # subsample the training set (seeded) to this many examples
     max_eval_examples: int | None = None  # subsample the dev set (seeded) to this many examples
-    heldout_fraction: float = 0.0  # > 0: select the best epoch on this slice of train, not on dev
+    heldout_fraction: float = field(default=0.1, metadata={  # the best epoch is chosen on this slice of train
+        "help": "share of train held out to choose the best epoch on (dev is then only reported); 0: choose on dev, "
+                "as alexa/bort's script does"})
     eval_batch_size: int = 64  # examples per forward pass when scoring
     max_grad_norm: float = 1.0  # global gradient-norm clip
     classifier_hidden_layer: bool | None = field(default=None, metadata={  # None: only for CoLA (paper)

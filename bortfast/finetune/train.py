@@ -10,8 +10,8 @@ representation, and an extra layer for CoLA; it selects fine-tuning hyperparamet
 * Training: AdamW (no decay on biases and LayerNorm), linear warmup then linear decay to 0, gradient clipping at
   1.0, evaluation after every epoch, the best epoch kept (on disk: written to a temp directory and renamed), seeds
   for torch / numpy / random and the data order.
-* Model selection is on the dev set by default (what alexa/bort's script does); ``heldout_fraction > 0`` carves a
-  held-out slice from the training set instead, so the dev numbers stay untouched by selection.
+* Model selection is on a held-out slice of the training set by default (``heldout_fraction`` 0.1), so the dev
+  numbers stay untouched by selection; ``heldout_fraction=0`` selects on dev, as alexa/bort's script does.
 """
 
 from __future__ import annotations
