@@ -61,9 +61,6 @@ def extract(
     if cfg.seq_len > t.max_seq_len:
         raise ValueError(f"seq_len={cfg.seq_len} exceeds the teacher's max sequence length {t.max_seq_len}")
     unit = resolve_unit(cfg.unit, t.kind)
-    if unit == "sentences" and t.kind != "hidden":
-        raise ValueError(f"unit='sentences' needs an encoder-only teacher (its pooled sentence embedding is the "
-                         f"target); {t.name!r} is a masked LM: use unit='blocks'")
     c, blocks = _corpora(corpus, t, cfg, unit)
 
     teacher_layers: list | None = None

@@ -42,7 +42,10 @@ def default_loss_weights(kind: str, alpha: float | None = None, **kw: Any) -> Lo
 
 def resolve_unit(unit: str, kind: str) -> str:
     """``unit`` with "auto" resolved for a teacher of ``kind``: sentences for an encoder-only teacher (its pooled
-    sentence embedding is the target), blocks for a masked LM."""
+    sentence embedding is the target), blocks for a masked LM. ValueError for sentences with a masked-LM teacher."""
+    if unit == "sentences" and kind != "hidden":
+        raise ValueError("unit='sentences' needs an encoder-only teacher (its pooled sentence embedding is the "
+                         "target); a masked-LM teacher trains on unit='blocks'")
     if unit != "auto":
         return unit
     return "sentences" if kind == "hidden" else "blocks"

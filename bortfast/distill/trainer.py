@@ -105,10 +105,7 @@ def _load_training_corpus(config: DistillConfig, teacher: Teacher, *, blocks: bo
     an encoder-only teacher's pooled sentence embedding is defined on sentences). ``blocks=True``: packed blocks
     whatever ``config.unit`` says (the importance calibration of inheritance runs on blocks)."""
     exclude = read_exclude_file(config.exclude_file)
-    if config.unit_for(teacher.kind) == "sentences" and not blocks:
-        if teacher.kind != "hidden":
-            raise ValueError(f"DistillConfig.unit='sentences' needs an encoder-only teacher (its pooled sentence "
-                             f"embedding is the target); {config.teacher!r} is a masked LM: use unit='blocks'")
+    if config.unit_for(teacher.kind) == "sentences" and not blocks:  # unit_for refuses a masked LM's sentences
         return load_sentences(config.corpus, teacher.tokenizer, seq_len=config.seq_len,
                               heldout_fraction=config.heldout_fraction, seed=config.data_seed,
                               max_sentences=config.max_sentences, exclude=exclude)
